@@ -1,0 +1,276 @@
+"""The ``course`` command (also ``python -m course_lib``).
+
+- ``course run [DAYS...] [--mode quick|full] [--dataset digits|mnist|fashion_mnist]``: execute the
+  solution notebooks headless into ``build/`` (executed notebook + HTML per day), print a table of
+  each day's wall time and recorded metrics, and write ``build/metrics.json``.
+- ``course lessons [--check]``: regenerate ``lessons/`` from ``solutions/``.
+
+Errors the user can fix (unknown day, mode or dataset; a dataset that is not cached while offline)
+print one ``course: error: ...`` line and exit with status 2 (usage) or 1 (run failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course_lib import paths
+from course_lib.config import DATASETS, MODES, ConfigError, resolve_dataset, resolve_mode
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class CourseError(Exception):
+    """An error reported to the user as one line, with an exit status."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class DayRun:
+    """Outcome of executing one day's notebook."""
+
+    day: str
+    notebook: str
+    status: str = "ok"
+    wall_s: float = 0.0
+    metrics: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def available_days(solutions: Path) -> dict[str, Path]:
+    """``{"day01": path, ...}`` for every solution notebook."""
+    from course_lib.notebooks import solution_notebooks
+
+    return {p.name[:5]: p for p in solution_notebooks(solutions)}
+
+
+def select_days(requested: list[str], days: dict[str, Path]) -> list[str]:
+    """Normalise ``1``, ``01``, ``day01`` or a notebook name to ``dayNN``; all days when none given.
+
+    Raises:
+        CourseError: an unknown day (status 2), naming the days that exist.
+    """
+    if not requested:
+        return sorted(days)
+    chosen = []
+    for item in requested:
+        text = Path(item).name.lower().removesuffix(".ipynb")
+        digits = text[3:5] if text.startswith("day") else text
+        key = f"day{int(digits):02d}" if digits.isdigit() else text
+        if key not in days:
+            known = ", ".join(d[3:] for d in sorted(days)) or "none"
+            raise CourseError(f"unknown day {item!r}: available days are {known}", status=2)
+        if key not in chosen:
+            chosen.append(key)
+    return chosen
+
+
+def execute_notebook(path: Path, timeout: int, progress, kernel_log: Path | None = None) -> tuple[object, str]:
+    """Execute one notebook with nbclient in a fresh kernel (cwd = the notebook's folder).
+
+    The kernel process's own stderr (native library start-up logs) goes to ``kernel_log`` when
+    given, instead of the terminal.
+
+    Returns:
+        ``(executed notebook, error text or "")``; the partially executed notebook on failure.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(str(path), as_version=4)
+    code_cells = sum(1 for c in nb.cells if c.cell_type == "code")
+    done = {"n": 0}
+
+    def on_cell_executed(**_):
+        done["n"] += 1
+        progress(done["n"], code_cells)
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_executed=on_cell_executed)
+    error = ""
+    log = open(kernel_log, "w", encoding="utf-8") if kernel_log else None  # noqa: SIM115 - closed below
+    try:
+        client.execute(**({"stderr": log} if log else {}))
+    except CellExecutionError as exc:
+        lines = [line for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
+        error = lines[-1] if lines else "a cell raised an error"
+    except CellTimeoutError:
+        error = f"a cell ran longer than {timeout} s"
+    except DeadKernelError as exc:
+        error = f"the kernel died ({exc})"
+    finally:
+        if log:
+            log.close()
+    return nb, error
+
+
+def write_outputs(nb, out_dir: Path, stem: str) -> None:
+    """Write the executed notebook and its HTML rendering to ``out_dir``."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(out_dir / f"{stem}.ipynb"))
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+
+
+def format_table(runs: list[DayRun]) -> str:
+    """The ``course run`` summary: one block per day, its status, wall time and metrics."""
+    rows = [("day", "status", "wall_s", "metric", "value")]
+    for run in runs:
+        metrics = list(run.metrics.items()) or [("-", "")]
+        for i, (name, value) in enumerate(metrics):
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            rows.append((run.day if i == 0 else "", run.status if i == 0 else "",
+                         f"{run.wall_s:.1f}" if i == 0 else "", name, shown))
+    widths = [max(len(r[c]) for r in rows) for c in range(5)]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  ".join(cell.rjust(w) if c == 2 else cell.ljust(w)
+                               for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _progress_printer(day: str, started: float):
+    tty = sys.stdout.isatty()
+
+    def show(done: int, total: int) -> None:
+        if tty:
+            print(f"\r  {day}: cell {done}/{total}  {time.perf_counter() - started:6.1f} s", end="", flush=True)
+    return show
+
+
+def cmd_run(args) -> int:
+    """``course run``: execute notebooks, print and save the metrics table."""
+    from course_lib import data
+    from course_lib.metrics import extract_metrics
+
+    mode, dataset = resolve_mode(args.mode), resolve_dataset(args.dataset)
+    days = available_days(paths.solutions_dir())
+    if not days:
+        raise CourseError(f"no solution notebooks found in {paths.solutions_dir()}")
+    selected = select_days(args.days, days)
+    try:
+        data.ensure_available(dataset)
+    except (data.DatasetUnavailable, data.CorruptDataFile) as error:
+        raise CourseError(str(error)) from error
+
+    out_dir = Path(args.out) if args.out else paths.build_dir()
+    os.environ["COURSE_MODE"], os.environ["COURSE_DATASET"] = mode, dataset  # inherited by the kernels
+    print(f"course run: {len(selected)} notebook(s), mode={mode}, dataset={dataset}, output in {out_dir}")
+    runs = []
+    for number, day in enumerate(selected, 1):
+        path = days[day]
+        print(f"[{number}/{len(selected)}] {path.name}", flush=True)
+        started = time.perf_counter()
+        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+        nb, error = execute_notebook(path, args.timeout, _progress_printer(day, started),
+                                     kernel_log=out_dir / "logs" / f"{path.stem}.kernel.log")
+        run = DayRun(day, path.name, wall_s=round(time.perf_counter() - started, 1))
+        if sys.stdout.isatty():
+            print()
+        run.metrics = extract_metrics(nb).get(day, {})
+        if error:
+            run.status, run.error = "failed", error
+            print(f"  {day} FAILED after {run.wall_s:.1f} s: {error}", flush=True)
+        else:
+            print(f"  {day} ok in {run.wall_s:.1f} s, {len(run.metrics)} metrics", flush=True)
+        write_outputs(nb, out_dir, path.stem)
+        runs.append(run)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = out_dir / "metrics.json"
+    previous = {}
+    if metrics_file.exists():  # keep other days' results from earlier runs
+        try:
+            previous = json.loads(metrics_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+    for run in runs:
+        previous[run.day] = {"wall_s": run.wall_s, "status": run.status, "mode": mode, "dataset": dataset,
+                             "metrics": run.metrics, **({"error": run.error} if run.error else {})}
+    tmp = metrics_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dict(sorted(previous.items())), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, metrics_file)
+    print()
+    print(format_table(runs))
+    print(f"\nmetrics written to {metrics_file}")
+    failed = [r.day for r in runs if r.status != "ok"]
+    if failed:
+        print(f"course: error: {len(failed)} notebook(s) failed: {', '.join(failed)} "
+              f"(see the executed notebooks in {out_dir})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_lessons(args) -> int:
+    """``course lessons``: regenerate (or check) lessons/ from solutions/."""
+    from course_lib.notebooks import MarkerError, generate_lessons
+
+    try:
+        changed = generate_lessons(paths.solutions_dir(), paths.lessons_dir(), check=args.check)
+    except MarkerError as error:
+        raise CourseError(str(error)) from error
+    root = paths.project_root()
+    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in changed]
+    if args.check:
+        if changed:
+            print("lessons out of date (run `course lessons`): " + ", ".join(names))
+            return 1
+        print("lessons are up to date")
+        return 0
+    print(f"regenerated {len(changed)} lesson(s)" + (": " + ", ".join(names) if names else " (all up to date)"))
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise CourseError(f"{message} (see `{self.prog} --help`)", status=2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``course`` argument parser."""
+    parser = _Parser(prog="course", description="Learning without labels: run, generate and grade the course.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="execute the solution notebooks and print their metrics")
+    run.add_argument("days", nargs="*", help="days to run: 1, 01 or day01 (default: all)")
+    run.add_argument("--mode", choices=MODES, default=None, help="quick (default, CPU-sized) or full ($COURSE_MODE)")
+    run.add_argument("--dataset", choices=DATASETS, default=None,
+                     help="image dataset (default digits, offline; $COURSE_DATASET)")
+    run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")
+    run.add_argument("--out", default=None, help="output folder (default build/ or $COURSE_BUILD_DIR)")
+    run.set_defaults(func=cmd_run)
+
+    lessons = sub.add_parser("lessons", help="regenerate lessons/ from solutions/")
+    lessons.add_argument("--check", action="store_true", help="only report lessons that are out of date")
+    lessons.set_defaults(func=cmd_lessons)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (CourseError, ConfigError) as error:
+        print(f"course: error: {error}", file=sys.stderr)
+        return getattr(error, "status", 2)
+    except KeyboardInterrupt:
+        print("course: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,87 @@
+"""Recording a notebook's metrics so that ``course run`` can collect them.
+
+A notebook calls :func:`record_metrics` in its results cell. The metrics are shown as a table and
+attached to the cell's output under the MIME type :data:`METRICS_MIME`, so they travel inside the
+executed notebook (``build/dayNN_*.ipynb``); ``course run`` reads them back with
+:func:`extract_metrics` and writes ``build/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from numbers import Real
+
+METRICS_MIME = "application/vnd.course.metrics+json"
+_DAY = re.compile(r"^day\d{2}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+
+
+def record_metrics(day: str, metrics: dict, display: bool = True) -> dict[str, float]:
+    """Validate, display and attach a day's metrics to the current cell's output.
+
+    Args:
+        day: ``"day01"`` ... ``"day10"``.
+        metrics: mapping of metric name (letters, digits, ``_ . -``) to a finite real number
+            (floats rounded to 6 significant digits; ints kept as ints).
+        display: show the table (with the machine-readable MIME bundle) in the notebook.
+
+    Returns:
+        The validated metrics (a new dict).
+
+    Raises:
+        ValueError: a bad day name, metric name, or a value that is not a finite number.
+    """
+    if not isinstance(day, str) or not _DAY.match(day):
+        raise ValueError(f"day must look like 'day01', got {day!r}")
+    clean: dict[str, float] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"metric name {name!r} must start with a letter and use letters, digits, '_', '.', '-'")
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+            raise ValueError(f"metric {name!r} must be a finite number, got {value!r}")
+        clean[name] = int(value) if isinstance(value, int) else float(f"{float(value):.6g}")
+    if display:
+        _display(day, clean)
+    return clean
+
+
+def format_metrics(metrics: dict) -> str:
+    """Plain-text two-column table of metric names and values."""
+    if not metrics:
+        return "(no metrics)"
+    width = max(len(name) for name in metrics)
+    return "\n".join(f"{name:<{width}}  {value:g}" if isinstance(value, float) else f"{name:<{width}}  {value}"
+                     for name, value in metrics.items())
+
+
+def _display(day: str, metrics: dict) -> None:
+    text = f"{day} metrics\n{format_metrics(metrics)}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display({METRICS_MIME: {"day": day, "metrics": metrics}, "text/plain": text}, raw=True)
+            return
+    except ImportError:  # plain Python without IPython
+        pass
+    print(text)
+
+
+def extract_metrics(notebook) -> dict[str, dict]:
+    """Collect every :func:`record_metrics` output of an executed notebook.
+
+    Args:
+        notebook: an ``nbformat`` notebook node (or a dict of the same shape).
+
+    Returns:
+        ``{day: {name: value}}``; several calls for the same day are merged in cell order.
+    """
+    found: dict[str, dict] = {}
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            payload = (output.get("data") or {}).get(METRICS_MIME)
+            if isinstance(payload, dict) and isinstance(payload.get("metrics"), dict):
+                found.setdefault(str(payload.get("day")), {}).update(payload["metrics"])
+    return found
