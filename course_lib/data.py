@@ -293,7 +293,11 @@ def fetch_file(remote: RemoteFile, target: Path, offline: bool = False, dataset:
         downloaded = keras.utils.get_file(fname=remote.name, origin=remote.origin, file_hash=remote.file_hash,
                                           cache_dir=str(staging), cache_subdir=".")
         os.replace(downloaded, target)
-    except Exception as error:  # get_file raises plain Exception / ValueError for network and hash failures
+    except ValueError as error:  # get_file's "Incomplete or corrupted file detected" after a download
+        raise CorruptDataFile(f"downloaded {label} file {remote.name} from {remote.origin}, but its {algorithm} "
+                              f"hash is not {remote.file_hash} ({_one_line(error)}); nothing was kept in the cache: "
+                              f"try again, or {how_to}") from error
+    except Exception as error:  # get_file raises a plain Exception for network failures
         raise DatasetUnavailable(f"could not download {label} file {remote.name} ({_one_line(error)}); "
                                  f"offline? {how_to}") from error
     finally:
@@ -319,7 +323,15 @@ def fetch(dataset: str, data_dir: str | os.PathLike | None = None, offline: bool
     """
     offline = _offline_default() if offline is None else offline
     remotes = REMOTE_FILES[dataset] if files is None else files
-    return [fetch_file(r, cache_path(dataset, r, data_dir), offline=offline, dataset=dataset) for r in remotes]
+    targets = [cache_path(dataset, r, data_dir) for r in remotes]
+    missing = [(r, t) for r, t in zip(remotes, targets) if not t.exists()]
+    try:
+        return [fetch_file(r, t, offline=offline, dataset=dataset) for r, t in zip(remotes, targets)]
+    except DatasetUnavailable as error:
+        if len(missing) < 2:
+            raise
+        listing = "; ".join(f"{r.origin} -> {t}" for r, t in missing)
+        raise DatasetUnavailable(f"{error}. {dataset} needs {len(missing)} missing files: {listing}") from error
 
 
 def missing_files(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Path]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from numbers import Real
+from numbers import Integral, Real
 
 METRICS_MIME = "application/vnd.course.metrics+json"
 _DAY = re.compile(r"^day\d{2}$")
@@ -32,15 +32,15 @@ def record_metrics(day: str, metrics: dict, display: bool = True) -> dict[str, f
     Raises:
         ValueError: a bad day name, metric name, or a value that is not a finite number.
     """
-    if not isinstance(day, str) or not _DAY.match(day):
+    if not isinstance(day, str) or not _DAY.fullmatch(day):
         raise ValueError(f"day must look like 'day01', got {day!r}")
     clean: dict[str, float] = {}
     for name, value in metrics.items():
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"metric name {name!r} must start with a letter and use letters, digits, '_', '.', '-'")
         if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
             raise ValueError(f"metric {name!r} must be a finite number, got {value!r}")
-        clean[name] = int(value) if isinstance(value, int) else float(f"{float(value):.6g}")
+        clean[name] = int(value) if isinstance(value, Integral) else float(f"{float(value):.6g}")
     if display:
         _display(day, clean)
     return clean
