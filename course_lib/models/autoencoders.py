@@ -1,0 +1,329 @@
+"""Autoencoders (Day 04): dense, convolutional, linear and denoising, each with its encoder and decoder.
+
+An autoencoder is two networks trained together to copy their input through a bottleneck:
+an **encoder** :math:`f` maps an image :math:`x` to a code :math:`z = f(x)` of ``latent_dim`` numbers and a
+**decoder** :math:`g` maps the code back to an image :math:`\\hat x = g(z)`. Training minimises a
+reconstruction loss, e.g. :math:`\\frac1n\\sum_i \\lVert x_i - g(f(x_i)) \\rVert^2`, with ``fit(x, x)``: the
+targets are the inputs themselves, so no labels are needed (Hinton & Salakhutdinov, "Reducing the
+Dimensionality of Data with Neural Networks", Science 2006).
+
+- :class:`Autoencoder`: a ``keras.Model`` holding an ``encoder`` and a ``decoder`` sub-model; ``call`` is
+  ``decoder(encoder(x))`` — one connected graph, so ``fit(x, x)`` trains both.
+- :func:`build_dense_autoencoder`: ``Flatten`` + ``Dense`` layers (also the linear autoencoder with
+  ``hidden=()`` and linear activations, which learns the same subspace as PCA).
+- :func:`build_conv_autoencoder`: strided convolutions down, transposed convolutions up.
+- :class:`DenoisingAutoencoder` / :func:`build_denoising_autoencoder`: corrupts its input during training
+  only (Gaussian or masking noise drawn with ``keras.random`` and a stored ``SeedGenerator``) and learns to
+  output the clean image (Vincent, Larochelle, Bengio & Manzagol, "Extracting and Composing Robust Features
+  with Denoising Autoencoders", ICML 2008).
+
+All classes are registered serializable (package ``course_lib``) and survive a ``.keras`` save / load.
+The code is backend-agnostic Keras 3 (``keras.ops``, ``keras.random``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+NOISE_KINDS = ("gaussian", "masking")
+
+
+def _check_shape(input_shape) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (height, width, channels) with positive sizes, got {input_shape!r}")
+    return shape
+
+
+def _check_latent(latent_dim) -> int:
+    if isinstance(latent_dim, bool) or int(latent_dim) != latent_dim or latent_dim < 1:
+        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+    return int(latent_dim)
+
+
+def _last_dim(model, attribute: str) -> int | None:
+    """Last dimension of a built model's (first) input or output shape; None when Keras cannot tell yet."""
+    try:
+        shape = getattr(model, attribute)
+    except (AttributeError, ValueError):  # e.g. an unbuilt subclassed model
+        return None
+    if isinstance(shape, list):
+        shape = shape[0]
+    return None if shape[-1] is None else int(shape[-1])
+
+
+def _batched(model: keras.Model, x, batch_size: int) -> np.ndarray:
+    """Run ``model`` eagerly (inference mode) on ``x`` in chunks; return one NumPy array."""
+    x = np.asarray(x, dtype="float32")
+    if len(x) == 0:
+        raise ValueError("got an empty array")
+    parts = [ops.convert_to_numpy(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts)
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class Autoencoder(keras.Model):
+    """An encoder followed by a decoder, trained to reconstruct its input.
+
+    Args:
+        encoder: a ``keras.Model`` mapping images ``(batch, h, w, c)`` to codes ``(batch, latent_dim)``.
+        decoder: a ``keras.Model`` mapping codes ``(batch, latent_dim)`` to images ``(batch, h, w, c)``.
+        **kwargs: passed to ``keras.Model`` (``name``, ...).
+
+    Attributes:
+        encoder, decoder: the two sub-models (they share their weights with this model).
+        latent_dim: size of the code (None if neither sub-model's shapes are known yet).
+
+    ``call(x)`` returns ``decoder(encoder(x))``. Compile with a reconstruction loss (e.g. ``"mse"``) and train
+    with ``fit(x, x)``. :meth:`encode`, :meth:`decode` and :meth:`reconstruct` run on NumPy arrays in batches.
+
+    Raises:
+        ValueError: the encoder's code size differs from the decoder's input size.
+    """
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        code, expected = _last_dim(encoder, "output_shape"), _last_dim(decoder, "input_shape")
+        if code is not None and expected is not None and code != expected:
+            raise ValueError(f"the encoder outputs codes of size {code} but the decoder expects {expected}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = code if code is not None else expected
+
+    def call(self, inputs, training=False):
+        return self.decoder(self.encoder(inputs, training=training), training=training)
+
+    def encode(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Codes of images ``x`` ``(n, h, w, c)``: float32 ``(n, latent_dim)``."""
+        return _batched(self.encoder, x, batch_size)
+
+    def decode(self, z, batch_size: int = 1024) -> np.ndarray:
+        """Images decoded from codes ``z`` ``(n, latent_dim)``: float32 ``(n, h, w, c)``."""
+        return _batched(self.decoder, z, batch_size)
+
+    def reconstruct(self, x, batch_size: int = 1024) -> np.ndarray:
+        """``decoder(encoder(x))`` in inference mode (no noise): float32, same shape as ``x``."""
+        return self.decode(self.encode(x, batch_size), batch_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"encoder": keras.saving.serialize_keras_object(self.encoder),
+                       "decoder": keras.saving.serialize_keras_object(self.decoder)})
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"], custom_objects=custom_objects)
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"], custom_objects=custom_objects)
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class DenoisingAutoencoder(Autoencoder):
+    """An :class:`Autoencoder` that corrupts its input during training and learns to undo the corruption.
+
+    With ``fit(x, x)`` the model sees a freshly corrupted :math:`\\tilde x` at every step and is penalised
+    against the clean :math:`x` (Vincent, Larochelle, Bengio & Manzagol, ICML 2008). In inference mode
+    (``training=False``: ``predict``, ``evaluate``, :meth:`reconstruct`) no noise is added, so pass the noisy
+    images themselves to denoise them.
+
+    Args:
+        encoder, decoder: as for :class:`Autoencoder`.
+        noise: ``"gaussian"`` (add :math:`\\mathcal N(0, \\sigma^2)` per pixel, then clip to [0, 1]) or
+            ``"masking"`` (set each pixel to 0 with probability ``noise_level``).
+        noise_level: :math:`\\sigma` for Gaussian noise (in pixel units, images in [0, 1]), the drop
+            probability for masking noise. Must be in [0, 1) for masking, >= 0 for Gaussian.
+        seed: int seed of the ``keras.random.SeedGenerator`` that draws the noise (None: from the global seed).
+
+    Raises:
+        ValueError: unknown ``noise`` or a ``noise_level`` outside its range.
+    """
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, noise: str = "gaussian",
+                 noise_level: float = 0.3, seed: int | None = None, **kwargs):
+        super().__init__(encoder, decoder, **kwargs)
+        if noise not in NOISE_KINDS:
+            raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
+        if noise_level < 0 or (noise == "masking" and noise_level >= 1):
+            raise ValueError(f"noise_level must be >= 0 (and < 1 for masking noise), got {noise_level!r}")
+        self.noise = noise
+        self.noise_level = float(noise_level)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def corrupt(self, inputs):
+        """A corrupted copy of ``inputs`` (a backend tensor, same shape), drawn with the model's seed generator."""
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        if self.noise == "gaussian":
+            noisy = inputs + self.noise_level * keras.random.normal(ops.shape(inputs), seed=self.seed_generator,
+                                                                    dtype=inputs.dtype)
+            return ops.clip(noisy, 0.0, 1.0)
+        keep = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator, dtype=inputs.dtype) >= self.noise_level
+        return ops.where(keep, inputs, ops.zeros_like(inputs))
+
+    def call(self, inputs, training=False):
+        if training:
+            inputs = self.corrupt(inputs)
+        return super().call(inputs, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"noise": self.noise, "noise_level": self.noise_level, "seed": self.seed})
+        return config
+
+
+def build_dense_encoder(input_shape, latent_dim: int, hidden: Sequence[int] = (128,), activation: str | None = "relu",
+                        name: str = "encoder") -> keras.Model:
+    """Functional encoder ``Flatten -> Dense(h, activation) for h in hidden -> Dense(latent_dim)``.
+
+    The last layer (named ``"code"``) is linear, so codes are unbounded real vectors.
+
+    Returns:
+        ``keras.Model`` mapping float32 ``(batch, *input_shape)`` to ``(batch, latent_dim)``.
+    """
+    input_shape, latent_dim = _check_shape(input_shape), _check_latent(latent_dim)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Flatten()(inputs)  # Dense acts on the last axis only: flatten first
+    for i, units in enumerate(hidden):
+        x = layers.Dense(int(units), activation=activation, name=f"enc_dense_{i}")(x)
+    code = layers.Dense(latent_dim, name="code")(x)
+    return keras.Model(inputs, code, name=name)
+
+
+def build_dense_decoder(latent_dim: int, output_shape, hidden: Sequence[int] = (128,), activation: str | None = "relu",
+                        output_activation: str | None = "sigmoid", name: str = "decoder") -> keras.Model:
+    """Functional decoder ``Dense(h) for h in reversed(hidden) -> Dense(h*w*c, output_activation) -> Reshape``.
+
+    Returns:
+        ``keras.Model`` mapping float32 ``(batch, latent_dim)`` to ``(batch, *output_shape)``
+        (values in (0, 1) with the default sigmoid output).
+    """
+    output_shape, latent_dim = _check_shape(output_shape), _check_latent(latent_dim)
+    codes = keras.Input(shape=(latent_dim,), name="code")
+    x = codes
+    for i, units in enumerate(reversed(tuple(hidden))):
+        x = layers.Dense(int(units), activation=activation, name=f"dec_dense_{i}")(x)
+    x = layers.Dense(math.prod(output_shape), activation=output_activation, name="pixels")(x)
+    outputs = layers.Reshape(output_shape, name="image")(x)
+    return keras.Model(codes, outputs, name=name)
+
+
+def build_dense_autoencoder(input_shape, latent_dim: int, hidden: Sequence[int] = (128,),
+                            activation: str | None = "relu", output_activation: str | None = "sigmoid",
+                            name: str = "dense_autoencoder") -> Autoencoder:
+    """A fully connected :class:`Autoencoder` with ``.encoder`` and ``.decoder``.
+
+    Encoder: ``Flatten -> Dense(h, activation)... -> Dense(latent_dim)`` (linear code layer).
+    Decoder: the mirror image, ending in ``Dense(h*w*c, output_activation) -> Reshape(input_shape)``.
+    With ``hidden=()``, ``activation=None`` and ``output_activation=None`` it is a **linear** autoencoder,
+    whose optimum under the squared error spans the same subspace as the first ``latent_dim`` principal
+    components (Baldi & Hornik, Neural Networks, 1989).
+
+    Args:
+        input_shape: ``(height, width, channels)``, e.g. ``(8, 8, 1)`` or ``(28, 28, 1)``.
+        latent_dim: size of the code (>= 1).
+        hidden: widths of the hidden layers of the encoder (the decoder uses them reversed).
+        activation: activation of the hidden layers.
+        output_activation: ``"sigmoid"`` for images in [0, 1] (default), None for a linear output.
+        name: model name.
+
+    Returns:
+        An uncompiled :class:`Autoencoder`; ``model.encoder`` maps float32 ``(batch, *input_shape)`` to
+        ``(batch, latent_dim)`` codes, ``model.decoder`` maps codes back to ``(batch, *input_shape)``.
+        Compile it (e.g. ``model.compile("adam", "mse")``) and train with ``model.fit(x, x)``.
+
+    Raises:
+        ValueError: a malformed ``input_shape`` or ``latent_dim`` < 1.
+    """
+    encoder = build_dense_encoder(input_shape, latent_dim, hidden, activation)
+    decoder = build_dense_decoder(latent_dim, input_shape, hidden, activation, output_activation)
+    return Autoencoder(encoder, decoder, name=name)
+
+
+def build_linear_autoencoder(input_shape, latent_dim: int, name: str = "linear_autoencoder") -> Autoencoder:
+    """:func:`build_dense_autoencoder` with no hidden layer and no nonlinearity: ``x -> W2 (W1 x + b1) + b2``."""
+    return build_dense_autoencoder(input_shape, latent_dim, hidden=(), activation=None, output_activation=None,
+                                   name=name)
+
+
+def build_conv_autoencoder(input_shape, latent_dim: int, filters: Sequence[int] = (16, 32),
+                           activation: str = "relu", output_activation: str | None = "sigmoid",
+                           name: str = "conv_autoencoder") -> Autoencoder:
+    """A convolutional :class:`Autoencoder` with ``.encoder`` and ``.decoder``.
+
+    Encoder: one ``Conv2D(f, 3, strides=2, padding="same")`` per entry of ``filters`` (each halves height and
+    width), ``Flatten``, ``Dense(latent_dim)``. Decoder: ``Dense`` to the smallest feature map, ``Reshape``,
+    one ``Conv2DTranspose(f, 3, strides=2)`` per entry of ``filters`` in reverse (each doubles height and
+    width), then ``Conv2D(channels, 3, output_activation)``. With two stages: 8x8 -> 2x2 and 28x28 -> 7x7.
+
+    Args:
+        input_shape: ``(height, width, channels)``; height and width must be divisible by ``2 ** len(filters)``.
+        latent_dim: size of the code (>= 1).
+        filters: channels of each down-sampling stage.
+        activation: activation of the convolutions.
+        output_activation: ``"sigmoid"`` (default) for images in [0, 1].
+        name: model name.
+
+    Returns:
+        An uncompiled :class:`Autoencoder` (float32 ``(batch, *input_shape)`` in and out).
+
+    Raises:
+        ValueError: a malformed shape, empty ``filters``, or a size not divisible by ``2 ** len(filters)``.
+    """
+    input_shape, latent_dim = _check_shape(input_shape), _check_latent(latent_dim)
+    filters = tuple(int(f) for f in filters)
+    height, width, channels = input_shape
+    factor = 2 ** len(filters)
+    if not filters or height % factor or width % factor:
+        raise ValueError(f"height and width ({height}, {width}) must be divisible by 2 ** len(filters) = {factor} "
+                         "(use fewer stages or a dense autoencoder)")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(f, 3, strides=2, padding="same", activation=activation, name=f"enc_conv_{i}")(x)
+    x = layers.Flatten()(x)
+    code = layers.Dense(latent_dim, name="code")(x)
+    encoder = keras.Model(inputs, code, name="encoder")
+
+    small = (height // factor, width // factor, filters[-1])
+    codes = keras.Input(shape=(latent_dim,), name="code")
+    x = layers.Dense(math.prod(small), activation=activation, name="dec_dense")(codes)
+    x = layers.Reshape(small)(x)
+    for i, f in enumerate(reversed(filters)):
+        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation=activation, name=f"dec_deconv_{i}")(x)
+    outputs = layers.Conv2D(channels, 3, padding="same", activation=output_activation, name="image")(x)
+    decoder = keras.Model(codes, outputs, name="decoder")
+    return Autoencoder(encoder, decoder, name=name)
+
+
+def build_denoising_autoencoder(input_shape, latent_dim: int, noise: str = "gaussian", noise_level: float = 0.3,
+                                architecture: str = "dense", seed: int | None = None,
+                                name: str = "denoising_autoencoder", **kwargs) -> DenoisingAutoencoder:
+    """A :class:`DenoisingAutoencoder` with the layers of the dense or the convolutional builder.
+
+    The encoder and decoder come from :func:`build_dense_autoencoder` or :func:`build_conv_autoencoder`.
+
+    Args:
+        input_shape, latent_dim: as for the other builders.
+        noise, noise_level, seed: the corruption, see :class:`DenoisingAutoencoder`.
+        architecture: ``"dense"`` or ``"conv"``.
+        name: model name.
+        **kwargs: passed to the chosen builder (``hidden=...`` or ``filters=...``).
+
+    Returns:
+        An uncompiled :class:`DenoisingAutoencoder`; train it with ``fit(x_clean, x_clean)``.
+
+    Raises:
+        ValueError: unknown ``architecture`` or ``noise``, or invalid sizes.
+    """
+    builders = {"dense": build_dense_autoencoder, "conv": build_conv_autoencoder}
+    if architecture not in builders:
+        raise ValueError(f"architecture must be 'dense' or 'conv', got {architecture!r}")
+    base = builders[architecture](input_shape, latent_dim, **kwargs)
+    return DenoisingAutoencoder(base.encoder, base.decoder, noise=noise, noise_level=noise_level, seed=seed, name=name)
