@@ -10,6 +10,8 @@ The notebooks in ``solutions/`` (and the lessons generated from them) import fro
 - :mod:`course_lib.metrics`    -- recording a notebook's metrics for ``course run``.
 - :mod:`course_lib.notebooks`  -- generating lessons from solutions (nbgrader-style markers).
 - :mod:`course_lib.cli`        -- the ``course`` command.
+- :mod:`course_lib.models`     -- classifier, autoencoders, VAE, DCGAN, SimCLR / MoCo / BYOL, pretext tasks, mini-BERT.
+- :mod:`course_lib.reconstruction`, :mod:`course_lib.frechet` -- PSNR / anomaly AUROC, Fréchet distance / coverage.
 
 Submodules are imported lazily so that ``import course_lib`` stays cheap (TensorFlow is only
 loaded by the parts that need it).
@@ -24,15 +26,19 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"config", "data", "evaluation", "plotting", "checks", "metrics", "notebooks", "cli", "paths"}
 _SHORTCUTS = {"setup": "config", "record_metrics": "metrics"}
 
-__all__ = sorted(_SUBMODULES | set(_SHORTCUTS))
+__all__ = ["setup", "record_metrics"]
 
 
 def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+    """Import submodules on first use (``course_lib.data``, ``course_lib.models`` ...)."""
     if name in _SHORTCUTS:
         return getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module 'course_lib' has no attribute {name!r}")

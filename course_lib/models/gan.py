@@ -1,0 +1,469 @@
+"""A deep convolutional GAN (DCGAN) for small grayscale images, with a correct alternating ``train_step``.
+
+A generative adversarial network (Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014) trains two
+networks against each other: a generator :math:`G` maps noise :math:`z \\sim \\mathcal{N}(0, I)` to images, a
+discriminator :math:`D` outputs a logit :math:`\\ell(x)` with :math:`D(x) = \\sigma(\\ell(x))` the probability that
+:math:`x` is real. Each training step alternates
+
+1. a **discriminator step** on real images (target 1) and generated images (target 0), updating only :math:`D`:
+   :math:`L_D = -\\log D(x) - \\log(1 - D(G(z)))`;
+2. a **generator step** through the discriminator with the **non-saturating** loss
+   :math:`L_G = -\\log D(G(z))` (target 1 for generated images), updating only :math:`G`.
+
+The architecture follows the DCGAN guidelines (Radford, Metz & Chintala, "Unsupervised Representation Learning
+with Deep Convolutional Generative Adversarial Networks", ICLR 2016): strided (transposed) convolutions instead of
+pooling, batch normalisation in the generator, ReLU in the generator with a ``tanh`` output, LeakyReLU in the
+discriminator.
+
+**Pixel ranges.** The course's images are float32 in [0, 1]; the ``tanh`` generator produces [-1, 1]. The
+model works in [-1, 1] throughout: rescale real images with :func:`to_tanh_range` before ``fit`` and generated
+images with :func:`to_unit_range` before showing or scoring them (:func:`generate_images` does it for you).
+
+Everything is backend-agnostic Keras 3 (``keras.ops``, ``keras.random`` with a ``SeedGenerator``) except
+:func:`gradients`: Keras 3 has no backend-agnostic way to differentiate a loss inside a custom training step, so
+that one function uses ``tf.GradientTape`` (the TensorFlow backend, which the course uses).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+__all__ = ["build_generator", "build_discriminator", "DCGAN", "SampleGrid", "gradients", "discriminator_loss",
+           "generator_loss", "discriminator_step", "generator_step", "to_tanh_range", "to_unit_range",
+           "generate_images"]
+
+
+# --- pixel ranges ---------------------------------------------------------------------------------
+
+def to_tanh_range(images):
+    """Map images from [0, 1] (the course's data) to [-1, 1] (a ``tanh`` generator's range): ``2 x - 1``.
+
+    Args:
+        images: float array of any shape with values in [0, 1].
+
+    Returns:
+        float32 NumPy array of the same shape with values in [-1, 1].
+    """
+    return (2.0 * np.asarray(images, dtype=np.float32) - 1.0).astype(np.float32)
+
+
+def to_unit_range(images):
+    """Map ``tanh`` outputs from [-1, 1] back to [0, 1]: ``(x + 1) / 2``, clipped to [0, 1].
+
+    Args:
+        images: array or tensor of any shape with values in [-1, 1].
+
+    Returns:
+        float32 NumPy array of the same shape with values in [0, 1].
+    """
+    images = np.asarray(ops.convert_to_numpy(images), dtype=np.float32)
+    return np.clip((images + 1.0) / 2.0, 0.0, 1.0)
+
+
+# --- builders -------------------------------------------------------------------------------------
+
+def _check_image_shape(image_shape) -> tuple[int, int, int]:
+    image_shape = tuple(int(s) for s in image_shape)
+    if len(image_shape) != 3 or image_shape[0] % 4 or image_shape[1] % 4 or min(image_shape) < 1:
+        raise ValueError(f"image_shape must be (height, width, channels) with height and width divisible by 4 "
+                         f"(e.g. (8, 8, 1) or (28, 28, 1)), got {image_shape}")
+    return image_shape
+
+
+def build_generator(latent_dim: int = 32, image_shape=(8, 8, 1), filters: int = 64,
+                    name: str = "generator") -> keras.Model:
+    """The DCGAN generator: noise ``z`` to an image in [-1, 1].
+
+    ``Dense(h/4 * w/4 * 2 filters) -> BatchNorm -> ReLU -> Reshape -> Conv2DTranspose(filters, stride 2)
+    -> BatchNorm -> ReLU -> Conv2DTranspose(channels, stride 2, tanh)``: two doublings, so an 8x8 image starts
+    from a 2x2 map and a 28x28 image from a 7x7 map.
+
+    Args:
+        latent_dim: size of the noise vector ``z``.
+        image_shape: ``(height, width, channels)`` of the images; height and width divisible by 4.
+        filters: channels of the last hidden feature map (the first has twice as many).
+        name: model name.
+
+    Returns:
+        An uncompiled Functional ``keras.Model`` mapping float32 ``(batch, latent_dim)`` to float32
+        ``(batch, *image_shape)`` in [-1, 1].
+
+    Raises:
+        ValueError: ``latent_dim`` or ``filters`` < 1, or an image shape whose sides are not divisible by 4.
+    """
+    height, width, channels = _check_image_shape(image_shape)
+    if latent_dim < 1 or filters < 1:
+        raise ValueError(f"latent_dim and filters must be >= 1, got {latent_dim}, {filters}")
+    z = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Dense((height // 4) * (width // 4) * 2 * filters, use_bias=False)(z)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Reshape((height // 4, width // 4, 2 * filters))(x)
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    images = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh", name="image")(x)
+    return keras.Model(z, images, name=name)
+
+
+def build_discriminator(image_shape=(8, 8, 1), filters: int = 32, dropout: float = 0.2,
+                        name: str = "discriminator") -> keras.Model:
+    """The DCGAN discriminator: an image in [-1, 1] to one real-vs-generated **logit**.
+
+    ``Conv2D(filters, stride 2) -> LeakyReLU(0.2) -> Conv2D(2 filters, stride 2) -> LeakyReLU(0.2) -> Flatten
+    -> Dropout -> Dense(1)`` (the convolutions without bias). No sigmoid: the losses take logits (numerically
+    stable cross-entropy).
+
+    Args:
+        image_shape: ``(height, width, channels)``; height and width divisible by 4.
+        filters: channels of the first convolution (the second has twice as many).
+        dropout: dropout rate before the output layer, in [0, 1).
+        name: model name.
+
+    Returns:
+        An uncompiled Functional ``keras.Model`` mapping float32 ``(batch, *image_shape)`` to float32 logits
+        ``(batch, 1)``.
+
+    Raises:
+        ValueError: ``filters`` < 1, ``dropout`` outside [0, 1) or a bad image shape.
+    """
+    image_shape = _check_image_shape(image_shape)
+    if filters < 1 or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"need filters >= 1 and 0 <= dropout < 1, got {filters}, {dropout}")
+    images = keras.Input(shape=image_shape, name="image")
+    # Convolutions without bias: the dense layer's bias suffices, and TensorFlow's graph optimizer logs an error
+    # (harmless, but alarming) when it tries to fuse Conv2D + BiasAdd + LeakyReLU inside a gradient tape.
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)(images)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Conv2D(2 * filters, 4, strides=2, padding="same", use_bias=False)(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    logits = layers.Dense(1, name="logit")(x)
+    return keras.Model(images, logits, name=name)
+
+
+# --- losses and the two steps ---------------------------------------------------------------------
+
+def discriminator_loss(real_logits, fake_logits):
+    """Binary cross-entropy of the discriminator: real images are labelled 1, generated images 0.
+
+    :math:`L_D = \\operatorname{mean}[-\\log \\sigma(\\ell_{real})]
+    + \\operatorname{mean}[-\\log(1 - \\sigma(\\ell_{fake}))]`, computed from logits as
+    ``mean(softplus(-real)) + mean(softplus(fake))`` (stable for large logits).
+
+    Args:
+        real_logits: float tensor ``(batch, 1)`` (or ``(batch,)``), the discriminator's logits on real images.
+        fake_logits: float tensor, its logits on generated images.
+
+    Returns:
+        A float32 scalar tensor (nats, summed over the two halves).
+    """
+    return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
+
+
+def generator_loss(fake_logits, non_saturating: bool = True):
+    """The generator's loss on the discriminator's logits for generated images.
+
+    - ``non_saturating=True`` (use this): :math:`L_G = \\operatorname{mean}[-\\log \\sigma(\\ell)] =
+      \\operatorname{mean}[\\operatorname{softplus}(-\\ell)]`, i.e. cross-entropy with target 1. Its gradient is
+      large exactly when the discriminator confidently rejects the samples (early in training).
+    - ``non_saturating=False``: the original minimax objective :math:`\\operatorname{mean}[\\log(1 - \\sigma(\\ell))]
+      = -\\operatorname{mean}[\\operatorname{softplus}(\\ell)]`, whose gradient vanishes when :math:`D(G(z)) \\to 0`
+      (Goodfellow et al., NeurIPS 2014, recommend the non-saturating form for this reason). Kept for the
+      Day 06 demonstration only.
+
+    Args:
+        fake_logits: float tensor ``(batch, 1)`` of discriminator logits on generated images.
+        non_saturating: which form to compute.
+
+    Returns:
+        A float32 scalar tensor.
+    """
+    if non_saturating:
+        return ops.mean(ops.softplus(-fake_logits))
+    return -ops.mean(ops.softplus(fake_logits))
+
+
+def gradients(loss_fn, variables):
+    """Evaluate ``loss_fn()`` and its gradients with respect to ``variables``.
+
+    Keras 3 offers no backend-agnostic way to differentiate inside a custom training step, so this is the one
+    TensorFlow-specific function of the module (``tf.GradientTape``); everything it calls is ``keras.ops``.
+
+    Args:
+        loss_fn: a callable with no arguments returning a scalar loss tensor.
+        variables: list of ``keras.Variable`` to differentiate with respect to.
+
+    Returns:
+        ``(loss, grads)``: the scalar loss and a list of gradients aligned with ``variables`` (``None`` for a
+        variable the loss does not depend on).
+
+    Raises:
+        NotImplementedError: a Keras backend other than TensorFlow.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(f"course_lib.models.gan.gradients supports the TensorFlow backend only, "
+                                  f"not {keras.backend.backend()!r} (JAX needs a stateless train_step)")
+    import tensorflow as tf  # TensorFlow-only: differentiation (see the docstring)
+
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    return loss, tape.gradient(loss, variables)
+
+
+def discriminator_step(generator, discriminator, optimizer, real_images, z):
+    """One discriminator update on a batch of real images (target 1) and of ``generator(z)`` (target 0).
+
+    Only ``discriminator.trainable_weights`` are updated; the generator is run in training mode (batch
+    statistics) but its weights are not differentiated.
+
+    Args:
+        generator, discriminator: the two models (see :func:`build_generator`, :func:`build_discriminator`).
+        optimizer: the discriminator's ``keras.optimizers.Optimizer``.
+        real_images: float32 ``(batch, h, w, c)`` in [-1, 1].
+        z: float32 noise ``(batch', latent_dim)``.
+
+    Returns:
+        ``(loss, real_logits, fake_logits)`` (tensors).
+    """
+    fake_images = ops.stop_gradient(generator(z, training=True))
+    logits = {}
+
+    def loss_fn():
+        logits["real"] = discriminator(real_images, training=True)
+        logits["fake"] = discriminator(fake_images, training=True)
+        return discriminator_loss(logits["real"], logits["fake"])
+
+    loss, grads = gradients(loss_fn, discriminator.trainable_weights)
+    optimizer.apply_gradients(zip(grads, discriminator.trainable_weights))
+    return loss, logits["real"], logits["fake"]
+
+
+def generator_step(generator, discriminator, optimizer, z, non_saturating: bool = True):
+    """One generator update through the discriminator: target 1 for ``generator(z)``.
+
+    The discriminator is part of the computation (the gradient flows through it into the generator) but only
+    ``generator.trainable_weights`` are updated; the discriminator runs in inference mode (no dropout).
+
+    Args:
+        generator, discriminator: the two models.
+        optimizer: the generator's ``keras.optimizers.Optimizer``.
+        z: float32 noise ``(batch, latent_dim)``.
+        non_saturating: use the non-saturating loss (see :func:`generator_loss`).
+
+    Returns:
+        The scalar generator loss (tensor).
+    """
+    def loss_fn():
+        return generator_loss(discriminator(generator(z, training=True), training=False), non_saturating)
+
+    loss, grads = gradients(loss_fn, generator.trainable_weights)
+    optimizer.apply_gradients(zip(grads, generator.trainable_weights))
+    return loss
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class DCGAN(keras.Model):
+    """A GAN as one ``keras.Model``: two sub-models, two optimizers, an alternating ``train_step``.
+
+    Each ``train_step`` (one batch of real images in [-1, 1]) draws noise from the model's own
+    ``keras.random.SeedGenerator``, runs :func:`discriminator_step` then :func:`generator_step` (fresh noise), and
+    tracks the mean losses and the discriminator's mean probabilities on real and generated images. Calling the
+    model maps noise to images: ``gan(z)`` is ``generator(z)``.
+
+    Use::
+
+        gan = DCGAN(build_generator(32, (8, 8, 1)), build_discriminator((8, 8, 1)), seed=0)
+        gan.compile()                          # Adam(2e-4, beta_1=0.5) for both, as in Radford et al. 2016
+        gan.fit(to_tanh_range(x_train), epochs=50, batch_size=64, callbacks=[SampleGrid()])
+
+    Args:
+        generator: a model ``(batch, latent_dim) -> (batch, h, w, c)`` in [-1, 1].
+        discriminator: a model ``(batch, h, w, c) -> (batch, 1)`` logits.
+        latent_dim: noise size; default ``generator.input_shape[-1]``.
+        seed: integer seed of the noise source (``None``: drawn from Keras's global seed).
+
+    References: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014; Radford, Metz & Chintala,
+    "Unsupervised Representation Learning with Deep Convolutional Generative Adversarial Networks", ICLR 2016.
+    """
+
+    def __init__(self, generator, discriminator, latent_dim: int | None = None, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim or generator.input_shape[-1])
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        if generator.built and discriminator.built:  # e.g. Functional models: nothing left to build
+            self.built = True
+
+    def build(self, input_shape=None):
+        self.generator.build((None, self.latent_dim))
+        self.discriminator.build((None, *self.generator.output_shape[1:]))
+        self.built = True
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Set the two optimizers (instances or names; default for each: ``Adam(2e-4, beta_1=0.5)``, as in
+        Radford et al. 2016).
+
+        Extra keyword arguments go to ``keras.Model.compile`` (e.g. ``jit_compile``); the model has no
+        ``loss`` argument: its losses are defined by :func:`discriminator_loss` and :func:`generator_loss`.
+        """
+        super().compile(**kwargs)
+        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else \
+            keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer is not None else \
+            keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def sample_noise(self, n):
+        """``n`` noise vectors ``(n, latent_dim)`` from the model's seeded normal source (advances its state)."""
+        return keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+
+    def train_step(self, data):
+        real_images = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real_images)[0]
+        d_loss, real_logits, fake_logits = discriminator_step(self.generator, self.discriminator, self.d_optimizer,
+                                                              real_images, self.sample_noise(batch_size))
+        g_loss = generator_step(self.generator, self.discriminator, self.g_optimizer, self.sample_noise(batch_size))
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+    # Keras saves layer variables but not SeedGenerator states; store the noise state too, so that a reloaded
+    # model continues with exactly the noise the original would have drawn.
+    _NOISE_STATE_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._NOISE_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state.value)
+
+    def load_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, variable in enumerate(own):
+            variable.assign(store[f"{i}"])
+        if self._NOISE_STATE_KEY in store.keys():
+            self.seed_generator.state.assign(np.asarray(store[self._NOISE_STATE_KEY]))
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+                "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+                     g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
+        if self.built:  # create the optimizers' variables so that their saved state can be loaded into them
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.g_optimizer.build(self.generator.trainable_variables)
+
+
+# --- sampling and the image-grid callback ---------------------------------------------------------
+
+def generate_images(generator, n: int, seed: int = 0, latent_dim: int | None = None, batch_size: int = 512):
+    """Generate ``n`` images with fixed noise and return them in [0, 1].
+
+    Args:
+        generator: model ``(batch, latent_dim) -> (batch, h, w, c)`` in [-1, 1] (or a :class:`DCGAN`).
+        n: number of images.
+        seed: seed of the noise (same seed, same images).
+        latent_dim: default ``generator.input_shape[-1]``.
+        batch_size: images generated per call.
+
+    Returns:
+        float32 NumPy array ``(n, h, w, c)`` in [0, 1] (rescaled with :func:`to_unit_range`).
+    """
+    if isinstance(generator, DCGAN):
+        generator = generator.generator
+    latent_dim = int(latent_dim or generator.input_shape[-1])
+    z = keras.random.normal((n, latent_dim), seed=keras.random.SeedGenerator(seed))
+    chunks = [generator(z[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
+    return to_unit_range(ops.concatenate(chunks, axis=0))
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Keep a grid of generated samples (fixed noise) after chosen epochs of a :class:`DCGAN`'s ``fit``.
+
+    The same noise is used at every epoch, so the grids show how the generator's map from noise to images
+    evolves. Before the first epoch the untrained generator's grid is stored as epoch 0. Optionally, a score
+    function (for example :meth:`course_lib.frechet.FrechetEvaluator.score`) is applied to a larger sample at the
+    same epochs.
+
+    Args:
+        n_images: images per grid.
+        every: keep a grid after every ``every``-th epoch (the last epoch is always kept).
+        seed: seed of the fixed noise (the scored sample uses ``seed + 1``).
+        score_fn: optional callable ``images (n, h, w, c) in [0, 1] -> {name: float}``.
+        n_score: number of generated images passed to ``score_fn``.
+
+    Attributes:
+        grids: ``{epoch: float32 array (n_images, h, w, c) in [0, 1]}``, epochs counted from 1 (0 = before
+            training; a second ``fit`` call continues the numbering only if given ``initial_epoch``).
+        scores: ``{epoch: score_fn(samples)}`` for the same epochs (empty without ``score_fn``).
+
+    Raises:
+        ValueError: ``n_images``, ``every`` or ``n_score`` < 1 (``n_score`` < 2 with a ``score_fn``).
+    """
+
+    def __init__(self, n_images: int = 20, every: int = 1, seed: int = 0, score_fn=None, n_score: int = 500):
+        super().__init__()
+        if n_images < 1 or every < 1 or (score_fn is not None and n_score < 2):
+            raise ValueError(f"need n_images >= 1, every >= 1 and n_score >= 2, got {n_images}, {every}, {n_score}")
+        self.n_images, self.every, self.seed = int(n_images), int(every), int(seed)
+        self.score_fn, self.n_score = score_fn, int(n_score)
+        self.grids: dict[int, np.ndarray] = {}
+        self.scores: dict[int, dict] = {}
+        self._noise = None
+
+    def _record(self, epoch: int) -> None:
+        generator = self.model.generator
+        if self._noise is None:
+            self._noise = keras.random.normal((self.n_images, generator.input_shape[-1]),
+                                              seed=keras.random.SeedGenerator(self.seed))
+        self.grids[epoch] = to_unit_range(generator(self._noise, training=False))
+        if self.score_fn is not None:
+            self.scores[epoch] = dict(self.score_fn(generate_images(generator, self.n_score, seed=self.seed + 1)))
+
+    def on_train_begin(self, logs=None):
+        if 0 not in self.grids:
+            self._record(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs") if self.params else None
+        if (epoch + 1) % self.every == 0 or epoch + 1 == last:
+            self._record(epoch + 1)
