@@ -238,6 +238,16 @@ def cmd_lessons(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    """``course grade``: grade submitted notebooks of one day (see :mod:`course_lib.grading`)."""
+    from course_lib import grading
+
+    try:
+        return grading.run_cli(args)
+    except grading.GradingError as error:
+        raise CourseError(str(error), status=2) from error
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         raise CourseError(f"{message} (see `{self.prog} --help`)", status=2)
@@ -251,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute the solution notebooks and print their metrics")
     run.add_argument("days", nargs="*", help="days to run: 1, 01 or day01 (default: all)")
     run.add_argument("--mode", choices=MODES, default=None, help="quick (default, CPU-sized) or full ($COURSE_MODE)")
-    run.add_argument("--dataset", choices=DATASETS, default=None,
+    run.add_argument("--dataset", default=None, metavar="{" + ",".join(DATASETS) + "}",
                      help="image dataset (default digits, offline; $COURSE_DATASET)")
     run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")
     run.add_argument("--out", default=None, help="output folder (default build/ or $COURSE_BUILD_DIR)")
@@ -260,6 +270,24 @@ def build_parser() -> argparse.ArgumentParser:
     lessons = sub.add_parser("lessons", help="regenerate lessons/ from solutions/")
     lessons.add_argument("--check", action="store_true", help="only report lessons that are out of date")
     lessons.set_defaults(func=cmd_lessons)
+
+    from course_lib import grading
+
+    grade = sub.add_parser("grade", help="grade submitted lesson notebooks of one day into a gradebook")
+    grade.add_argument("submissions", nargs="+", help="submitted files and/or folders (one sub-folder per student)")
+    grade.add_argument("--day", required=True, help="the day to grade: 2, 02 or day02")
+    grade.add_argument("--out", required=True, help="output folder: gradebook.csv/.json, journal.jsonl, feedback/")
+    grade.add_argument("--timeout", type=float, default=grading.DEFAULT_CELL_TIMEOUT,
+                       help=f"per-cell timeout in seconds (default {grading.DEFAULT_CELL_TIMEOUT})")
+    grade.add_argument("--notebook-timeout", type=float, default=grading.DEFAULT_NOTEBOOK_TIMEOUT,
+                       help=f"per-notebook timeout in seconds (default {grading.DEFAULT_NOTEBOOK_TIMEOUT})")
+    grade.add_argument("--workers", type=int, default=1, help="submissions graded in parallel (default 1)")
+    grade.add_argument("--memory-mb", type=int, default=grading.DEFAULT_MEMORY_MB,
+                       help=f"address-space cap per kernel in MB, 0 for none (default {grading.DEFAULT_MEMORY_MB})")
+    grade.add_argument("--max-output-kb", type=int, default=grading.DEFAULT_MAX_OUTPUT_KB,
+                       help=f"output kept per notebook in KB (default {grading.DEFAULT_MAX_OUTPUT_KB})")
+    grade.add_argument("--force", action="store_true", help="re-grade submissions already in the journal")
+    grade.set_defaults(func=cmd_grade)
     return parser
 
 
