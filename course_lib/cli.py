@@ -4,6 +4,8 @@
   solution notebooks headless into ``build/`` (executed notebook + HTML per day), print a table of
   each day's wall time and recorded metrics, and write ``build/metrics.json``.
 - ``course lessons [--check]``: regenerate ``lessons/`` from ``solutions/``.
+- ``course grade SUBMISSIONS... --day N --out DIR``: grade submitted lesson notebooks into a gradebook
+  (see :mod:`course_lib.grading`).
 
 Errors the user can fix (unknown day, mode or dataset; a dataset that is not cached while offline)
 print one ``course: error: ...`` line and exit with status 2 (usage) or 1 (run failure).
