@@ -174,6 +174,8 @@ def cmd_run(args) -> int:
 
     out_dir = Path(args.out) if args.out else paths.build_dir()
     os.environ["COURSE_MODE"], os.environ["COURSE_DATASET"] = mode, dataset  # inherited by the kernels
+    if args.corpus:
+        os.environ["COURSE_CORPUS"] = args.corpus
     print(f"course run: {len(selected)} notebook(s), mode={mode}, dataset={dataset}, output in {out_dir}")
     runs = []
     for number, day in enumerate(selected, 1):
@@ -265,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, default=None, help="quick (default, CPU-sized) or full ($COURSE_MODE)")
     run.add_argument("--dataset", default=None, metavar="{" + ",".join(DATASETS) + "}",
                      help="image dataset (default digits, offline; $COURSE_DATASET)")
+    run.add_argument("--corpus", default=None,
+                     help="Day 09 text: pydoc (default, offline), imdb or a folder of .txt files ($COURSE_CORPUS)")
     run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")
     run.add_argument("--out", default=None, help="output folder (default build/ or $COURSE_BUILD_DIR)")
     run.set_defaults(func=cmd_run)

@@ -1,0 +1,501 @@
+"""Text for Day 09 (masked language modeling): corpora, a WordPiece vocabulary, tokenization helpers.
+
+Corpora (:func:`load_corpus`), each split once into a fixed train / validation split of paragraphs:
+
+- ``pydoc`` (default, offline): English prose that ships with Python itself, the standard library's
+  ``pydoc_data.topics`` (the text ``help()`` shows for keywords and topics). Paragraphs are cleaned
+  (headings, grammar productions, interactive sessions and code blocks are dropped; see
+  :func:`split_paragraphs`), exact duplicates removed, and each paragraph goes to the validation split
+  when a SHA-1 hash of its text falls in the lowest ``validation_fraction`` of the hash range. The split
+  depends only on the paragraph's text, never on its position, so it is the same on every run and
+  every machine; the topics themselves differ a little between Python versions.
+- ``imdb`` (network once, then cached): the 50,000 movie reviews of Maas et al., "Learning Word Vectors
+  for Sentiment Analysis", ACL 2011, as ``keras.datasets.imdb`` distributes them (``imdb.npz`` of word ids
+  and ``imdb_word_index.json``), cached under the course's data folder with hash verification. The
+  official 25,000 / 25,000 split becomes train / validation. That version of the text is lower-cased
+  and has no punctuation (``<br />`` survives as the word ``br``).
+- any folder of ``.txt`` files (UTF-8), read recursively in sorted order, split into paragraphs at
+  blank lines, then hash-split like ``pydoc``.
+
+The tokenizer is WordPiece (Schuster & Nakajima, "Japanese and Korean Voice Search", ICASSP 2012; the
+sub-word scheme of BERT), with a vocabulary learned from the *training* split only by
+``keras_hub.tokenizers.compute_word_piece_vocabulary`` and the special tokens :data:`SPECIAL_TOKENS`
+at ids 0..4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from course_lib import data as _data
+from course_lib.config import ConfigError
+
+SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
+"""The reserved tokens, in vocabulary order: ids 0 ([PAD]) to 4 ([MASK])."""
+PAD, CLS, SEP, UNK, MASK = SPECIAL_TOKENS
+PAD_ID, CLS_ID, SEP_ID, UNK_ID, MASK_ID = range(len(SPECIAL_TOKENS))
+
+CORPORA = ("pydoc", "imdb")
+"""Named corpora; any existing folder path is accepted as well."""
+DEFAULT_CORPUS = "pydoc"
+VALIDATION_FRACTION = 0.1
+
+_KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+# The files keras.datasets.imdb downloads, with the hashes keras.datasets.imdb pins.
+IMDB_FILES = (
+    _data.RemoteFile("imdb.npz", _KERAS_ORIGIN + "imdb.npz",
+                     "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
+    _data.RemoteFile("imdb_word_index.json", _KERAS_ORIGIN + "imdb_word_index.json",
+                     "bfafd718b763782e994055a2d397834f"),
+)
+
+
+class CorpusUnavailable(RuntimeError):
+    """A corpus cannot be read: a folder without usable ``.txt`` files, or IMDB not cached while offline."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A text corpus with its fixed train / validation split.
+
+    Attributes:
+        name: ``"pydoc"``, ``"imdb"`` or the folder the text came from.
+        train: training paragraphs (one ``str`` each, whitespace normalised).
+        validation: validation paragraphs, disjoint from ``train``.
+        description: one line saying where the text comes from.
+    """
+
+    name: str
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    description: str = ""
+
+    def n_words(self, split: str = "train") -> int:
+        """Number of whitespace-separated words in ``split`` (``"train"`` or ``"validation"``)."""
+        if split not in ("train", "validation"):
+            raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
+        return sum(len(p.split()) for p in getattr(self, split))
+
+    def __repr__(self) -> str:
+        return (f"Corpus({self.name!r}, train={len(self.train)} paragraphs / {self.n_words('train')} words, "
+                f"validation={len(self.validation)} paragraphs / {self.n_words('validation')} words)")
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing and loading a corpus
+# --------------------------------------------------------------------------------------------
+
+def resolve_corpus(corpus: str | os.PathLike | None = None) -> str:
+    """Return the corpus to use: ``corpus``, else ``$COURSE_CORPUS``, else ``"pydoc"``.
+
+    Names are case-insensitive; anything that is not a known name must be an existing folder
+    (returned as an absolute path).
+
+    Raises:
+        ConfigError: neither a known corpus name nor an existing folder.
+    """
+    value = corpus if corpus is not None else os.environ.get("COURSE_CORPUS") or DEFAULT_CORPUS
+    text = str(value).strip()
+    if text.lower() in CORPORA:
+        return text.lower()
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        return str(folder.resolve())
+    raise ConfigError(f"unknown corpus {text!r}: expected {', '.join(CORPORA)} or a folder of .txt files "
+                      "(set the CORPUS parameter or the COURSE_CORPUS environment variable)")
+
+
+def load_corpus(name: str | os.PathLike | None = None, max_train: int | None = None,
+                max_validation: int | None = None, validation_fraction: float = VALIDATION_FRACTION,
+                seed: int = 0, data_dir: str | os.PathLike | None = None, offline: bool | None = None) -> Corpus:
+    """Load a corpus as paragraphs with its fixed train / validation split.
+
+    Args:
+        name: ``"pydoc"``, ``"imdb"``, a folder of ``.txt`` files, or None (``$COURSE_CORPUS``, default pydoc).
+        max_train: keep at most this many training paragraphs, a seeded random subset in corpus order
+            (None keeps all). Quick mode uses it on IMDB.
+        max_validation: the same for the validation paragraphs.
+        validation_fraction: share of paragraphs hashed into the validation split (pydoc and folders;
+            IMDB keeps its official split), in (0, 1).
+        seed: seed of the ``max_*`` subsets (the split itself never changes).
+        data_dir: dataset cache folder for IMDB (default ``$COURSE_DATA_DIR`` or ``<project>/data``).
+        offline: never download (default: True when ``$COURSE_OFFLINE`` is ``1``/``true``).
+
+    Returns:
+        A :class:`Corpus` with non-empty ``train`` and ``validation`` tuples.
+
+    Raises:
+        ConfigError: unknown corpus name.
+        ValueError: ``validation_fraction`` outside (0, 1).
+        CorpusUnavailable: no usable text, or too little of it to split.
+        course_lib.data.DatasetUnavailable: IMDB is not cached and cannot be downloaded.
+        course_lib.data.CorruptDataFile: a cached IMDB file has the wrong hash or content.
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+    name = resolve_corpus(name)
+    if name == "imdb":
+        train, validation = load_imdb_reviews(data_dir=data_dir, offline=offline)
+        description = "IMDB movie reviews (keras.datasets version: lower-case, no punctuation), official split"
+    else:
+        if name == "pydoc":
+            paragraphs = pydoc_paragraphs()
+            description = "Python's pydoc_data topics (the text behind help()), prose paragraphs"
+        else:
+            paragraphs = folder_paragraphs(name)
+            description = f"paragraphs of the .txt files in {name}"
+        train, validation = split_train_validation(paragraphs, validation_fraction)
+        if not train or not validation:
+            raise CorpusUnavailable(f"{name}: {len(paragraphs)} paragraph(s) are too few for a train / validation "
+                                    f"split with validation_fraction={validation_fraction}; add more text")
+    train = _subset(train, max_train, seed)
+    validation = _subset(validation, max_validation, seed + 1)
+    return Corpus(name, tuple(train), tuple(validation), description)
+
+
+def _subset(items: list[str], n: int | None, seed: int) -> list[str]:
+    if n is None or n >= len(items):
+        return list(items)
+    if n < 1:
+        raise ValueError(f"cannot keep {n} paragraphs: need at least 1")
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=int(n), replace=False))
+    return [items[i] for i in keep]
+
+
+# --------------------------------------------------------------------------------------------
+# Paragraphs: cleaning and splitting
+# --------------------------------------------------------------------------------------------
+
+_UNDERLINE = re.compile(r"^\s*([*=\-~^\"'`#+])\1{2,}\s*$")  # heading underlines: ****, ====, ----
+_WORD = re.compile(r"^[\W_]*[A-Za-z]+(?:['’\-][A-Za-z]+)*[\W_]*$")  # a word, possibly quoted / punctuated
+_SENTENCE_END = re.compile(r"[A-Za-z0-9)\"'*’]\s*[.!?:]$")
+
+
+def split_paragraphs(text: str, min_words: int = 8, min_word_fraction: float = 0.7,
+                     prose_only: bool = True) -> list[str]:
+    """Split text into paragraphs at blank lines and normalise whitespace.
+
+    With ``prose_only`` (used for pydoc) a paragraph is kept only if it reads like prose: at least
+    ``min_words`` words, no interactive session (``>>>``) or grammar rule (``::=``), at least
+    ``min_word_fraction`` of its whitespace-separated tokens are words (letters, optionally quoted or
+    followed by punctuation), and it ends like a sentence. Heading underlines (``****``, ``====``) are
+    removed and a leading bullet (``* ``, ``- ``) is dropped. Without ``prose_only`` only the
+    ``min_words`` rule applies.
+
+    Args:
+        text: the raw text.
+        min_words: shortest paragraph kept, in words.
+        min_word_fraction: with ``prose_only``, the minimum share of word-like tokens, in [0, 1].
+        prose_only: apply the prose filter.
+
+    Returns:
+        The paragraphs in text order, each a single line with single spaces.
+    """
+    paragraphs = []
+    for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
+        lines = [line.strip() for line in block.splitlines() if line.strip() and not _UNDERLINE.match(line)]
+        if not lines:
+            continue
+        paragraph = re.sub(r"^[*\-•] ", "", " ".join(" ".join(lines).split()))
+        words = paragraph.split()
+        if len(words) < min_words:
+            continue
+        if prose_only:
+            if ">>>" in paragraph or "::=" in paragraph or not _SENTENCE_END.search(paragraph):
+                continue
+            if sum(bool(_WORD.match(w)) for w in words) < min_word_fraction * len(words):
+                continue
+        paragraphs.append(paragraph)
+    return paragraphs
+
+
+def pydoc_paragraphs() -> list[str]:
+    """The prose paragraphs of ``pydoc_data.topics`` (topics in sorted order, duplicates removed).
+
+    Returns:
+        A list of paragraphs (about 1,150 paragraphs / 40,000 words with Python 3.11).
+
+    Raises:
+        CorpusUnavailable: this Python has no ``pydoc_data`` (some minimal distributions strip it).
+    """
+    try:
+        from pydoc_data import topics
+    except ImportError as error:  # pragma: no cover - every CPython ships it
+        raise CorpusUnavailable("this Python installation has no pydoc_data module; use CORPUS='imdb' or a "
+                                "folder of .txt files") from error
+    found = [p for key in sorted(topics.topics) for p in split_paragraphs(topics.topics[key])]
+    return list(dict.fromkeys(found))
+
+
+def folder_paragraphs(folder: str | os.PathLike, min_words: int = 8) -> list[str]:
+    """Paragraphs of every ``*.txt`` file under ``folder`` (recursively, files in sorted path order).
+
+    Files are read as UTF-8 (undecodable bytes replaced); paragraphs are separated by blank lines and
+    kept when they have at least ``min_words`` words; exact duplicates are removed.
+
+    Raises:
+        CorpusUnavailable: ``folder`` is not a folder, holds no ``.txt`` file, or no paragraph is long enough.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise CorpusUnavailable(f"{root} is not a folder; CORPUS must be 'pydoc', 'imdb' or a folder of .txt files")
+    files = sorted(p for p in root.rglob("*.txt") if p.is_file())
+    if not files:
+        raise CorpusUnavailable(f"{root} holds no .txt file (searched recursively)")
+    found = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found.extend(split_paragraphs(text, min_words=min_words, prose_only=False))
+    if not found:
+        raise CorpusUnavailable(f"the {len(files)} .txt file(s) in {root} hold no paragraph of at least "
+                                f"{min_words} words (paragraphs are separated by blank lines)")
+    return list(dict.fromkeys(found))
+
+
+def split_train_validation(paragraphs: list[str], validation_fraction: float = VALIDATION_FRACTION
+                           ) -> tuple[list[str], list[str]]:
+    """Fixed, order-independent split: a paragraph is validation iff its SHA-1 hash is in the lowest fraction.
+
+    Duplicated paragraphs are kept once (so the same text can never be on both sides).
+
+    Args:
+        paragraphs: the paragraphs.
+        validation_fraction: expected share of validation paragraphs, in (0, 1).
+
+    Returns:
+        ``(train, validation)`` lists, each in the original order.
+    """
+    threshold = int(validation_fraction * 2**32)
+    train, validation = [], []
+    for paragraph in dict.fromkeys(paragraphs):
+        bucket = int.from_bytes(hashlib.sha1(paragraph.encode("utf-8")).digest()[:4], "big")
+        (validation if bucket < threshold else train).append(paragraph)
+    return train, validation
+
+
+# --------------------------------------------------------------------------------------------
+# IMDB through the keras.datasets files
+# --------------------------------------------------------------------------------------------
+
+def load_imdb_reviews(data_dir: str | os.PathLike | None = None, offline: bool | None = None,
+                      files: tuple[_data.RemoteFile, ...] | None = None) -> tuple[list[str], list[str]]:
+    """The IMDB reviews as text: ``(train_reviews, test_reviews)``, 25,000 each in the real files.
+
+    Fetches (once) the two files ``keras.datasets.imdb`` uses into ``<data_dir>/imdb/`` with
+    :func:`course_lib.data.fetch_file` (hash-verified; offline and missing, the error says which file to
+    put where), then decodes each review's word ids with the word index.
+
+    Args:
+        data_dir: cache folder (default ``$COURSE_DATA_DIR`` or ``<project>/data``).
+        offline: never download (default from ``$COURSE_OFFLINE``).
+        files: ``(npz, word_index)`` remote files (default :data:`IMDB_FILES`; tests pass small ones).
+
+    Raises:
+        course_lib.data.DatasetUnavailable: a file is missing and cannot be downloaded.
+        course_lib.data.CorruptDataFile: wrong hash, or a file that does not parse.
+    """
+    paths = _data.fetch("imdb", data_dir=data_dir, offline=offline, files=files or IMDB_FILES)
+    arrays = read_imdb_npz(paths[0])
+    try:
+        word_index = json.loads(Path(paths[1]).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise _data.CorruptDataFile(f"{paths[1]} is not a JSON word index: {error}") from error
+    if not isinstance(word_index, dict):
+        raise _data.CorruptDataFile(f"{paths[1]} should map words to ids, got {type(word_index).__name__}")
+    id_to_word = {int(i): str(w) for w, i in word_index.items()}
+    return [_decode_review(r, id_to_word) for r in arrays["x_train"]], \
+           [_decode_review(r, id_to_word) for r in arrays["x_test"]]
+
+
+def _decode_review(ids, id_to_word: dict[int, str]) -> str:
+    # In imdb.npz a word's id is its rank in the word index (keras adds index_from=3 only when loading).
+    return " ".join(id_to_word.get(int(i), UNK) for i in ids)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy object arrays only (what imdb.npz holds); refuses every other global."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def read_imdb_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``imdb.npz``: ``x_train`` / ``x_test`` object arrays of int lists, ``y_train`` / ``y_test`` labels.
+
+    The ragged reviews are stored as pickled object arrays; they are read with an unpickler that only
+    rebuilds numpy arrays, never arbitrary objects (``np.load(allow_pickle=True)`` would run any pickle).
+
+    Raises:
+        course_lib.data.CorruptDataFile: not a zip of ``.npy`` members, or a key is missing.
+    """
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                buffer = io.BytesIO(archive.read(member))
+                try:
+                    array = np.lib.format.read_array(buffer, allow_pickle=False)
+                except ValueError:  # an object array: rebuild it with the restricted unpickler
+                    buffer.seek(0)
+                    major, _ = np.lib.format.read_magic(buffer)
+                    if major == 1:
+                        np.lib.format.read_array_header_1_0(buffer)
+                    else:
+                        np.lib.format.read_array_header_2_0(buffer)
+                    array = _NumpyOnlyUnpickler(buffer).load()
+                arrays[member[:-4]] = array
+    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise _data.CorruptDataFile(f"{path} is not a readable imdb.npz ({error})") from error
+    missing = {"x_train", "x_test"} - set(arrays)
+    if missing:
+        raise _data.CorruptDataFile(f"{path} lacks {sorted(missing)} (expected x_train, y_train, x_test, y_test)")
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary and tokenizer
+# --------------------------------------------------------------------------------------------
+
+def learn_vocabulary(paragraphs, vocabulary_size: int = 4000, lowercase: bool = True,
+                     strip_accents: bool = True) -> list[str]:
+    """Learn a WordPiece vocabulary from training paragraphs with ``keras_hub``.
+
+    Calls ``keras_hub.tokenizers.compute_word_piece_vocabulary`` (which runs on ``tf.data``: a
+    TensorFlow-only utility, there is no backend-agnostic vocabulary learner in Keras) with
+    :data:`SPECIAL_TOKENS` reserved at ids 0..4.
+
+    Args:
+        paragraphs: iterable of training strings (never the validation split: that would leak).
+        vocabulary_size: the largest vocabulary to learn (the learner may return fewer tokens on a
+            small corpus).
+        lowercase, strip_accents: text normalisation (BERT "uncased").
+
+    Returns:
+        The vocabulary, a list of ``str``; ``vocab[:5] == list(SPECIAL_TOKENS)``; continuation pieces
+        start with ``"##"``.
+
+    Raises:
+        ValueError: no paragraphs, or ``vocabulary_size`` not larger than the number of special tokens.
+    """
+    paragraphs = list(paragraphs)
+    if not paragraphs:
+        raise ValueError("cannot learn a vocabulary from no text")
+    if vocabulary_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocabulary_size must exceed {len(SPECIAL_TOKENS)}, got {vocabulary_size}")
+    import keras_hub
+    import tensorflow as tf  # the vocabulary learner consumes a tf.data.Dataset
+
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(paragraphs), vocabulary_size=vocabulary_size,
+        lowercase=lowercase, strip_accents=strip_accents, reserved_tokens=list(SPECIAL_TOKENS))
+
+
+def build_tokenizer(vocabulary, lowercase: bool = True, strip_accents: bool = True):
+    """A ``keras_hub.tokenizers.WordPieceTokenizer`` for ``vocabulary``, BERT-uncased style.
+
+    ``special_tokens_in_strings=True``, so a literal ``"[MASK]"`` in the input text becomes the mask id
+    (what ``fill_mask("... [MASK] ...")`` needs). The tokenizer returns variable-length id lists; use
+    :func:`encode` for fixed-length model inputs.
+
+    Raises:
+        ValueError: the vocabulary does not start with :data:`SPECIAL_TOKENS`.
+    """
+    vocabulary = list(vocabulary)
+    if tuple(vocabulary[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(f"the vocabulary must start with {list(SPECIAL_TOKENS)}, got {vocabulary[:5]}")
+    import keras_hub
+
+    return keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary=vocabulary, lowercase=lowercase, strip_accents=strip_accents, oov_token=UNK,
+        special_tokens=list(SPECIAL_TOKENS), special_tokens_in_strings=True)
+
+
+def tokenize(tokenizer, paragraphs) -> list[list[int]]:
+    """Token ids of each paragraph (no special tokens added), as Python lists of ints."""
+    paragraphs = list(paragraphs)
+    if not paragraphs:
+        return []
+    out = tokenizer(paragraphs)
+    if hasattr(out, "to_list"):  # a tf.RaggedTensor on the TensorFlow path
+        out = out.to_list()
+    return [[int(t) for t in np.asarray(row).ravel()] for row in out]
+
+
+def encode(tokenizer, paragraphs, sequence_length: int = 64, min_tokens: int = 4) -> np.ndarray:
+    """Fixed-length model inputs: ``[CLS] pieces [SEP] [PAD]...`` per paragraph chunk.
+
+    A paragraph longer than ``sequence_length - 2`` pieces is cut into consecutive chunks of that
+    size (no token is dropped); a chunk with fewer than ``min_tokens`` pieces is dropped.
+
+    Args:
+        tokenizer: from :func:`build_tokenizer`.
+        paragraphs: iterable of strings.
+        sequence_length: ``L``, total length including ``[CLS]`` and ``[SEP]`` (>= 3).
+        min_tokens: shortest chunk kept, in pieces.
+
+    Returns:
+        int32 array ``(n_sequences, sequence_length)``; ``[PAD]`` is 0.
+
+    Raises:
+        ValueError: ``sequence_length`` < 3.
+    """
+    if sequence_length < 3:
+        raise ValueError(f"sequence_length must be at least 3, got {sequence_length}")
+    body = sequence_length - 2
+    rows = []
+    for ids in tokenize(tokenizer, paragraphs):
+        for start in range(0, len(ids), body):
+            chunk = ids[start:start + body]
+            if len(chunk) >= min_tokens:
+                rows.append([CLS_ID, *chunk, SEP_ID] + [PAD_ID] * (body - len(chunk)))
+    return np.asarray(rows, dtype=np.int32).reshape(-1, sequence_length)
+
+
+def decode(vocabulary, ids, skip_special: bool = True) -> str:
+    """Readable text from ids: WordPiece continuations (``##x``) glued to the previous piece.
+
+    Args:
+        vocabulary: list of tokens.
+        ids: iterable of ints.
+        skip_special: drop ``[PAD]``, ``[CLS]``, ``[SEP]`` (``[MASK]`` and ``[UNK]`` are always shown).
+    """
+    words: list[str] = []
+    for i in ids:
+        i = int(i)
+        if skip_special and i in (PAD_ID, CLS_ID, SEP_ID):
+            continue
+        token = vocabulary[i]
+        if token.startswith("##") and words:
+            words[-1] += token[2:]
+        else:
+            words.append(token)
+    return " ".join(words)
+
+
+def token_counts(token_ids: np.ndarray, vocabulary_size: int) -> np.ndarray:
+    """How often each id occurs in ``token_ids`` (any shape), special tokens counted as 0.
+
+    Returns:
+        int64 array ``(vocabulary_size,)``.
+    """
+    counts = np.bincount(np.asarray(token_ids, dtype=np.int64).ravel(), minlength=vocabulary_size)
+    counts = counts[:vocabulary_size].copy()
+    counts[:len(SPECIAL_TOKENS)] = 0
+    return counts
