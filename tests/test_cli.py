@@ -289,7 +289,7 @@ def test_cmd_run_selected_day_only(project, tmp_path, capsys):
     write_nb(project / "solutions" / "day01_intro.ipynb", "import course_lib",
              'course_lib.record_metrics("day01", {"acc": 0.25})')
     out = tmp_path / "out"
-    args = Namespace(days=["day01_intro.ipynb"], mode=None, dataset=None, timeout=120, out=str(out))
+    args = Namespace(days=["day01_intro.ipynb"], mode=None, dataset=None, corpus=None, timeout=120, out=str(out))
     assert cli.cmd_run(args) == 0
     assert sorted(p.name for p in out.glob("*.ipynb")) == ["day01_intro.ipynb"]
     recorded = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
