@@ -1,0 +1,93 @@
+"""Tests of course_lib.augment: shapes, ranges, independence of the two views, reproducibility."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_lib import augment
+
+
+def _images(shape=(8, 8, 1), n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, *shape), "float32")
+    h, w = shape[:2]
+    x[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4, :] = rng.uniform(0.3, 1.0, size=(n, h - 2 * (h // 4), w - 2 * (w // 4), 1))
+    return x
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1)])
+def test_shapes_range_and_inference_identity(shape):
+    x = _images(shape)
+    aug = augment.build_augmenter(shape, seed=1)
+    out = np.asarray(aug(x, training=True))
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert not np.allclose(out, x)
+    np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
+
+
+def test_two_views_are_independent_and_come_from_their_image():
+    from course_lib.data import load_dataset
+
+    x = load_dataset("digits").x_train[:64]
+    v1, v2 = (np.asarray(v) for v in augment.two_views(augment.build_augmenter(seed=0), x))
+    assert not np.allclose(v1, v2)
+    assert np.mean(np.abs(v1 - v2).reshape(64, -1).max(1) > 1e-3) > 0.9   # nearly every image changed
+    flat = x.reshape(64, -1)
+    for view in (v1, v2):
+        flat_view = view.reshape(64, -1)
+        distances = np.sum((flat_view[:, None] - flat[None]) ** 2, axis=2)     # (view, image)
+        own, others = np.diag(distances), distances[~np.eye(64, dtype=bool)].reshape(64, 63)
+        assert np.mean(own < np.median(others, axis=1)) > 0.9   # a view resembles its own image
+
+
+def test_same_seed_same_views_and_different_seed_different_views():
+    x = _images()
+    a = np.asarray(augment.build_augmenter(seed=3)(x, training=True))
+    b = np.asarray(augment.build_augmenter(seed=3)(x, training=True))
+    c = np.asarray(augment.build_augmenter(seed=4)(x, training=True))
+    np.testing.assert_allclose(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_zero_strengths_give_identity_and_bad_strengths_raise():
+    x = _images()
+    aug = augment.build_augmenter(translate=0, rotate=0, zoom=0, noise=0, erase=0)
+    np.testing.assert_array_equal(np.asarray(aug(x, training=True)), x)
+    assert [type(layer).__name__ for layer in aug.layers] == ["ClipValues"]
+    with pytest.raises(ValueError):
+        augment.build_augmenter(noise=-0.1)
+    with pytest.raises(ValueError):
+        augment.build_augmenter(erase=1.5)
+
+
+def test_translation_only_moves_pixels_by_at_most_one():
+    x = np.zeros((200, 8, 8, 1), "float32")
+    x[:, 3:5, 3:5] = 1.0
+    aug = augment.build_augmenter(translate=0.125, rotate=0, zoom=0, noise=0, erase=0, seed=0)
+    out = np.asarray(aug(x, training=True))[..., 0]
+    rows, cols = np.nonzero(out.sum(axis=0) > 1e-6)
+    assert rows.min() >= 2 and rows.max() <= 5 and cols.min() >= 2 and cols.max() <= 5
+    assert np.allclose(out.sum(axis=(1, 2)), 4.0, atol=1e-4)         # a shift keeps all the ink
+
+
+def test_patch_erasing():
+    x = np.ones((50, 8, 8, 1), "float32")
+    layer = augment.RandomPatchErasing(rate=1.0, size=0.25, seed=0)
+    out = np.asarray(layer(x, training=True))
+    assert np.all((out == 0).sum(axis=(1, 2, 3)) == 4)                 # one 2x2 patch per image
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    none = np.asarray(augment.RandomPatchErasing(rate=0.0)(x, training=True))
+    np.testing.assert_array_equal(none, x)
+    with pytest.raises(ValueError):
+        augment.RandomPatchErasing(rate=2.0)
+
+
+def test_augmenter_serializes(tmp_path):
+    aug = augment.build_augmenter((8, 8, 1), seed=5)
+    path = tmp_path / "aug.keras"
+    aug.save(path)
+    loaded = keras.models.load_model(path)
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in aug.layers]
+    x = _images()
+    np.testing.assert_array_equal(np.asarray(loaded(x, training=False)), x)

@@ -1,0 +1,125 @@
+"""Tests of course_lib.losses against plain NumPy references on random inputs."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from course_lib import losses
+
+
+def _normalize(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def nt_xent_reference(z1, z2, temperature):
+    """NT-Xent written with loops: every view k of the 2N, partner positive, all other views negatives."""
+    u = _normalize(np.concatenate([z1, z2]).astype(np.float64))
+    n2 = len(u)
+    n = n2 // 2
+    total = 0.0
+    for k in range(n2):
+        partner = (k + n) % n2
+        sims = np.array([u[k] @ u[j] / temperature for j in range(n2)])
+        others = [j for j in range(n2) if j != k]
+        log_denominator = np.log(np.sum(np.exp(sims[others])))
+        total += -(sims[partner] - log_denominator)
+    return total / n2
+
+
+def info_nce_reference(q, k, negatives, temperature):
+    q, k, negatives = _normalize(q), _normalize(k), _normalize(negatives)
+    total = 0.0
+    for i in range(len(q)):
+        logits = np.concatenate([[q[i] @ k[i]], negatives @ q[i]]) / temperature
+        total += -(logits[0] - np.log(np.sum(np.exp(logits))))
+    return total / len(q)
+
+
+@pytest.mark.parametrize("n, d, temperature", [(4, 3, 0.5), (16, 8, 0.1), (7, 32, 1.0), (2, 2, 0.2)])
+def test_nt_xent_matches_numpy_reference(n, d, temperature):
+    rng = np.random.default_rng(n * 100 + d)
+    z1, z2 = rng.normal(size=(n, d)).astype("float32"), rng.normal(size=(n, d)).astype("float32")
+    got = float(losses.nt_xent_loss(z1, z2, temperature))
+    assert got == pytest.approx(nt_xent_reference(z1, z2, temperature), rel=1e-4, abs=1e-5)
+
+
+def test_nt_xent_is_symmetric_scale_invariant_and_masks_self_similarity():
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.normal(size=(8, 5)).astype("float32"), rng.normal(size=(8, 5)).astype("float32")
+    loss = float(losses.nt_xent_loss(z1, z2, 0.3))
+    assert float(losses.nt_xent_loss(z2, z1, 0.3)) == pytest.approx(loss, rel=1e-5)
+    assert float(losses.nt_xent_loss(3.0 * z1, 0.5 * z2, 0.3)) == pytest.approx(loss, rel=1e-5)
+    # identical views, orthogonal images: positive similarity 1, negatives 0, self excluded
+    e = np.eye(4, dtype="float32")
+    expected = -np.log(np.exp(1 / 0.5) / (np.exp(1 / 0.5) + 6 * np.exp(0.0)))
+    assert float(losses.nt_xent_loss(e, e, 0.5)) == pytest.approx(expected, rel=1e-5)
+    # views far apart from their partner give a larger loss than views close to it
+    assert float(losses.nt_xent_loss(z1, z1 + 0.01 * z2, 0.3)) < float(losses.nt_xent_loss(z1, z2, 0.3))
+
+
+def test_nt_xent_logits_layout():
+    logits, positives = losses.nt_xent_logits(np.ones((3, 2), "float32"), np.ones((3, 2), "float32"), 0.5)
+    logits = np.asarray(logits)
+    assert logits.shape == (6, 6)
+    assert np.all(np.diag(logits) < -1e8)
+    assert np.asarray(positives).tolist() == [3, 4, 5, 0, 1, 2]
+
+
+def test_nt_xent_rejects_bad_inputs():
+    z = np.zeros((4, 3), "float32")
+    with pytest.raises(ValueError):
+        losses.nt_xent_loss(z, np.zeros((5, 3), "float32"))
+    with pytest.raises(ValueError):
+        losses.nt_xent_loss(z, z, temperature=0.0)
+
+
+def test_contrastive_accuracy():
+    e = np.eye(4, dtype="float32")
+    assert float(losses.contrastive_accuracy(e, e)) == 1.0
+    shifted = np.roll(e, 1, axis=0)          # partner of view i is the second view of image i-1
+    assert float(losses.contrastive_accuracy(e, shifted)) == 0.0
+
+
+@pytest.mark.parametrize("n, k, d, temperature", [(4, 10, 3, 0.2), (9, 1, 6, 0.07)])
+def test_info_nce_matches_numpy_reference(n, k, d, temperature):
+    rng = np.random.default_rng(k)
+    q, keys, neg = (rng.normal(size=s).astype("float32") for s in [(n, d), (n, d), (k, d)])
+    got = float(losses.info_nce_loss(q, keys, neg, temperature))
+    assert got == pytest.approx(info_nce_reference(q, keys, neg, temperature), rel=1e-4)
+
+
+def test_stop_gradient_losses_match_numpy():
+    rng = np.random.default_rng(1)
+    p1, p2, z1, z2 = (rng.normal(size=(6, 4)).astype("float32") for _ in range(4))
+    cos = lambda a, b: np.mean(np.sum(_normalize(a) * _normalize(b), axis=1))
+    assert float(losses.negative_cosine_loss(p1, z2)) == pytest.approx(-cos(p1, z2), rel=1e-5)
+    assert float(losses.symmetric_stop_gradient_loss(p1, p2, z1, z2)) == pytest.approx(
+        -0.5 * cos(p1, z2) - 0.5 * cos(p2, z1), rel=1e-5)
+    assert float(losses.negative_cosine_loss(z1, 2 * z1)) == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_stop_gradient_blocks_target_gradient():
+    import tensorflow as tf  # gradients need the backend (the course runs on TensorFlow)
+
+    p, z = tf.Variable(np.ones((3, 2), "float32")), tf.Variable(np.array([[1, 0], [0, 1], [1, 1]], "float32"))
+    with tf.GradientTape() as tape:
+        loss = losses.negative_cosine_loss(p, z)
+    grad_p, grad_z = tape.gradient(loss, [p, z])
+    assert grad_z is None or np.allclose(grad_z, 0.0)
+    assert not np.allclose(grad_p, 0.0)
+
+
+def test_mse_between_views_and_embedding_std():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(500, 16)).astype("float32")
+    assert float(losses.mse_between_views(z, z)) == 0.0
+    assert float(losses.mse_between_views(z, z + 1.0, normalize=False)) == pytest.approx(16.0, rel=1e-5)
+    cos = np.sum(_normalize(z) * _normalize(z[::-1]), axis=1)
+    assert float(losses.mse_between_views(z, z[::-1])) == pytest.approx(np.mean(2 - 2 * cos), rel=1e-4)
+    assert float(losses.mse_between_views(z, 5 * z)) == pytest.approx(0.0, abs=1e-5)
+    spread = float(losses.embedding_std(z))
+    assert spread == pytest.approx(1 / np.sqrt(16), rel=0.1)
+    assert spread == pytest.approx(np.mean(np.std(_normalize(z), axis=0)), rel=1e-5)
+    collapsed = np.tile(z[:1], (500, 1)) + 1e-4 * z
+    assert float(losses.embedding_std(collapsed)) < 1e-3
+    assert float(ops.convert_to_numpy(losses.l2_normalize(np.array([[3.0, 4.0]])))[0, 0]) == pytest.approx(0.6)
