@@ -172,7 +172,8 @@ def cmd_run(args) -> int:
     except (data.DatasetUnavailable, data.CorruptDataFile) as error:
         raise CourseError(str(error)) from error
 
-    out_dir = Path(args.out) if args.out else paths.build_dir()
+    out_dir = Path(args.out).resolve() if args.out else paths.build_dir()
+    os.environ["COURSE_BUILD_DIR"] = str(out_dir)  # saved models (Day 07 -> Day 10) go with this run's output
     os.environ["COURSE_MODE"], os.environ["COURSE_DATASET"] = mode, dataset  # inherited by the kernels
     if args.corpus:
         os.environ["COURSE_CORPUS"] = args.corpus

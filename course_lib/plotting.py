@@ -151,7 +151,8 @@ def label_efficiency_plot(results, title: str = "Accuracy vs labels per class", 
         results: a list of :class:`course_lib.evaluation.LabelEfficiencyResult`.
         title: axes title.
         ax: draw into this axes (default: a new figure).
-        all_at: x position for the "all labels" budget (None budget); default: twice the largest budget.
+        all_at: x position for the "all labels" budget (None budget), shown only when some result has it;
+            default: twice the largest budget.
 
     Returns:
         The ``Figure``.
@@ -160,6 +161,7 @@ def label_efficiency_plot(results, title: str = "Accuracy vs labels per class", 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     finite = [b for r in results for b in r.budgets if b is not None]
+    has_all = any(b is None for r in results for b in r.budgets)
     all_x = all_at if all_at is not None else 2 * max(finite or [1])
     for result in results:
         xs = np.array([all_x if b is None else b for b in result.budgets], dtype=float)
@@ -169,8 +171,8 @@ def label_efficiency_plot(results, title: str = "Accuracy vs labels per class", 
         ax.fill_between(xs, means - stds, means + stds, alpha=0.2)
     ticks = sorted(set(finite))
     ax.set_xscale("log")
-    ax.set_xticks(ticks + [all_x])
-    ax.set_xticklabels([str(t) for t in ticks] + ["all"])
+    ax.set_xticks(ticks + ([all_x] if has_all else []))
+    ax.set_xticklabels([str(t) for t in ticks] + (["all"] if has_all else []))
     ax.minorticks_off()
     ax.set_xlabel("labels per class")
     ax.set_ylabel("test accuracy")
