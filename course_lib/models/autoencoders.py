@@ -30,6 +30,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from course_lib.models import deserialize_submodels
+
 NOISE_KINDS = ("gaussian", "masking")
 
 
@@ -118,10 +120,7 @@ class Autoencoder(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"], custom_objects=custom_objects)
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"], custom_objects=custom_objects)
-        return cls(**config)
+        return cls(**deserialize_submodels(config, ("encoder", "decoder"), custom_objects))
 
 
 @keras.saving.register_keras_serializable(package="course_lib")

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from course_lib.models import deserialize_submodels
+
 __all__ = ["build_generator", "build_discriminator", "DCGAN", "SampleGrid", "gradients", "discriminator_loss",
            "generator_loss", "discriminator_step", "generator_step", "to_tanh_range", "to_unit_range",
            "generate_images"]
@@ -359,10 +361,7 @@ class DCGAN(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
-        return cls(**config)
+        return cls(**deserialize_submodels(config, ("generator", "discriminator")))
 
     # Keras saves layer variables but not SeedGenerator states; store the noise state too, so that a reloaded
     # model continues with exactly the noise the original would have drawn.

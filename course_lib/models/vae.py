@@ -34,6 +34,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from course_lib.models import deserialize_submodels
 from course_lib.models.autoencoders import _last_dim
 
 
@@ -252,10 +253,7 @@ class VAE(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"], custom_objects=custom_objects)
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"], custom_objects=custom_objects)
-        return cls(**config)
+        return cls(**deserialize_submodels(config, ("encoder", "decoder"), custom_objects))
 
 
 def build_vae_encoder(input_shape, latent_dim: int, hidden: Sequence[int] = (128, 64), activation: str = "relu",
