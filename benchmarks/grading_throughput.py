@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from course_lib import grading, notebooks, paths
+from course_lib import grading, lessons as notebooks, paths
 
 
 def make_submissions(folder: Path, day: str, n: int) -> None:

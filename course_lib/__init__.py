@@ -26,7 +26,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 
-_SHORTCUTS = {"setup": "config", "record_metrics": "metrics"}
+_SHORTCUTS = {"setup": "config", "record_metrics": "reporting"}
 
 __all__ = ["setup", "record_metrics"]
 

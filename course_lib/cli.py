@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,6 @@ from pathlib import Path
 from course_lib import paths
 from course_lib.config import DATASETS, MODES, ConfigError, resolve_dataset, resolve_mode
 
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class CourseError(Exception):
@@ -51,7 +48,7 @@ class DayRun:
 
 def available_days(solutions: Path) -> dict[str, Path]:
     """``{"day01": path, ...}`` for every solution notebook."""
-    from course_lib.notebooks import solution_notebooks
+    from course_lib.lessons import solution_notebooks
 
     return {p.name[:5]: p for p in solution_notebooks(solutions)}
 
@@ -62,13 +59,16 @@ def select_days(requested: list[str], days: dict[str, Path]) -> list[str]:
     Raises:
         CourseError: an unknown day (status 2), naming the days that exist.
     """
+    from course_lib.lessons import day_key
+
     if not requested:
         return sorted(days)
     chosen = []
     for item in requested:
-        text = Path(item).name.lower().removesuffix(".ipynb")
-        digits = text[3:5] if text.startswith("day") else text
-        key = f"day{int(digits):02d}" if digits.isdigit() else text
+        try:
+            key = day_key(item)
+        except ValueError:
+            key = None
         if key not in days:
             known = ", ".join(d[3:] for d in sorted(days)) or "none"
             raise CourseError(f"unknown day {item!r}: available days are {known}", status=2)
@@ -106,7 +106,9 @@ def execute_notebook(path: Path, timeout: int, progress, kernel_log: Path | None
     try:
         client.execute(**({"stderr": log} if log else {}))
     except CellExecutionError as exc:
-        lines = [line for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
+        from course_lib.reporting import strip_ansi
+
+        lines = [line for line in strip_ansi(str(exc)).strip().splitlines() if line.strip()]
         error = lines[-1] if lines else "a cell raised an error"
     except CellTimeoutError:
         error = f"a cell ran longer than {timeout} s"
@@ -131,21 +133,16 @@ def write_outputs(nb, out_dir: Path, stem: str) -> None:
 
 def format_table(runs: list[DayRun]) -> str:
     """The ``course run`` summary: one block per day, its status, wall time and metrics."""
-    rows = [("day", "status", "wall_s", "metric", "value")]
+    from course_lib.reporting import render_table
+
+    rows = []
     for run in runs:
         metrics = list(run.metrics.items()) or [("-", "")]
         for i, (name, value) in enumerate(metrics):
             shown = f"{value:.4g}" if isinstance(value, float) else str(value)
             rows.append((run.day if i == 0 else "", run.status if i == 0 else "",
                          f"{run.wall_s:.1f}" if i == 0 else "", name, shown))
-    widths = [max(len(r[c]) for r in rows) for c in range(5)]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("  ".join(cell.rjust(w) if c == 2 else cell.ljust(w)
-                               for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_table(("day", "status", "wall_s", "metric", "value"), rows, align="llrll")
 
 
 def _progress_printer(day: str, started: float):
@@ -160,7 +157,7 @@ def _progress_printer(day: str, started: float):
 def cmd_run(args) -> int:
     """``course run``: execute notebooks, print and save the metrics table."""
     from course_lib import data
-    from course_lib.metrics import extract_metrics
+    from course_lib.reporting import extract_metrics
 
     mode, dataset = resolve_mode(args.mode), resolve_dataset(args.dataset)
     days = available_days(paths.solutions_dir())
@@ -225,7 +222,7 @@ def cmd_run(args) -> int:
 
 def cmd_lessons(args) -> int:
     """``course lessons``: regenerate (or check) lessons/ from solutions/."""
-    from course_lib.notebooks import MarkerError, generate_lessons
+    from course_lib.lessons import MarkerError, generate_lessons
 
     try:
         changed = generate_lessons(paths.solutions_dir(), paths.lessons_dir(), check=args.check)

@@ -163,7 +163,7 @@ def load_assignment(day: str, solutions_dir: str | os.PathLike | None = None) ->
         GradingError: no solution notebook for that day, duplicate grade_ids, or a check cell
             without points.
     """
-    from course_lib import notebooks, paths
+    from course_lib import lessons as notebooks, paths
 
     key = _day_key(day)
     folder = Path(solutions_dir) if solutions_dir else paths.solutions_dir()

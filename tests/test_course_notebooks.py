@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from course_lib import paths
-from course_lib.notebooks import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, find_regions,
+from course_lib.lessons import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, find_regions,
                                   generate_lessons, solution_notebooks)
 
 ROOT = paths.project_root()

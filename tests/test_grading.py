@@ -20,7 +20,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 import course_lib
-from course_lib import grading, notebooks, paths
+from course_lib import grading, lessons as notebooks, paths
 from course_lib.grading import GradeOptions, build_plan, grade_batch, load_assignment, read_submission
 
 ROOT = paths.project_root()

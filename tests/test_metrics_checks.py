@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from course_lib import checks, metrics
+from course_lib import checks, reporting as metrics
 from course_lib.checks import CheckFailed, CheckResult, assert_all_passed, expect, run_check
-from course_lib.metrics import METRICS_MIME, extract_metrics, format_metrics, record_metrics
+from course_lib.reporting import METRICS_MIME, extract_metrics, format_metrics, record_metrics
 
 
 @pytest.fixture(autouse=True)

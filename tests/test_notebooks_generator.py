@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_lib import notebooks
-from course_lib.notebooks import MarkerError, find_regions, generate_lessons, make_lesson
+from course_lib import lessons as notebooks
+from course_lib.lessons import MarkerError, find_regions, generate_lessons, make_lesson
 
 FUNCTION_SOLUTION = '''def square(x):
     """Return x squared."""

@@ -1,9 +1,12 @@
-"""Recording a notebook's metrics so that ``course run`` can collect them.
+"""Reporting: a notebook's recorded metrics, and the plain-text / Markdown tables the course prints.
 
 A notebook calls :func:`record_metrics` in its results cell. The metrics are shown as a table and
 attached to the cell's output under the MIME type :data:`METRICS_MIME`, so they travel inside the
 executed notebook (``build/dayNN_*.ipynb``); ``course run`` reads them back with
 :func:`extract_metrics` and writes ``build/metrics.json``.
+
+:func:`render_table` is the one table renderer of the package (metrics, probe results, the leaderboard,
+``course run``'s summary); :func:`strip_ansi` removes terminal colour codes from tracebacks.
 """
 
 from __future__ import annotations
@@ -15,6 +18,49 @@ from numbers import Integral, Real
 METRICS_MIME = "application/vnd.course.metrics+json"
 _DAY = re.compile(r"^day\d{2}$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI terminal escape sequences (the colours of IPython tracebacks)."""
+    return _ANSI.sub("", text)
+
+
+def render_table(header, rows, markdown: bool = False, align: str | None = None, rule: bool = True) -> str:
+    """Render rows of cells as an aligned plain-text table or a Markdown table.
+
+    Args:
+        header: the column titles, a sequence of ``n`` strings.
+        rows: sequences of ``n`` cells each (converted with ``str``).
+        markdown: a Markdown pipe table instead of aligned text.
+        align: one character per column, ``"l"`` or ``"r"`` (default: the first column left, the others
+            right, as for a name followed by numbers).
+        rule: in plain text, a line of dashes under the header.
+
+    Returns:
+        The table, lines joined by newlines, no trailing newline.
+
+    Raises:
+        ValueError: a row whose length differs from the header's, or an ``align`` of the wrong length.
+    """
+    header = [str(cell) for cell in header]
+    rows = [[str(cell) for cell in row] for row in rows]
+    n = len(header)
+    align = align or "l" + "r" * (n - 1)
+    if len(align) != n or set(align) - {"l", "r"}:
+        raise ValueError(f"align must have one 'l' or 'r' per column ({n}), got {align!r}")
+    for row in rows:
+        if len(row) != n:
+            raise ValueError(f"row {row!r} has {len(row)} cells, the header has {n}")
+    if markdown:
+        marks = ["---" if a == "l" else "---:" for a in align]
+        return "\n".join("| " + " | ".join(row) + " |" for row in [header, marks, *rows])
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(n)]
+    lines = ["  ".join(cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align)).rstrip()
+             for row in [header, *rows]]
+    if rule:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def record_metrics(day: str, metrics: dict, display: bool = True) -> dict[str, float]:
@@ -50,9 +96,8 @@ def format_metrics(metrics: dict) -> str:
     """Plain-text two-column table of metric names and values."""
     if not metrics:
         return "(no metrics)"
-    width = max(len(name) for name in metrics)
-    return "\n".join(f"{name:<{width}}  {value:g}" if isinstance(value, float) else f"{name:<{width}}  {value}"
-                     for name, value in metrics.items())
+    rows = [(name, f"{value:g}" if isinstance(value, float) else str(value)) for name, value in metrics.items()]
+    return render_table(("metric", "value"), rows, align="ll", rule=False).split("\n", 1)[1]
 
 
 def _display(day: str, metrics: dict) -> None:

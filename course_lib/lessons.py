@@ -42,9 +42,24 @@ class Region:
     indent: str
 
 
-def _source(cell) -> str:
+def cell_source(cell) -> str:
+    """A cell's source as one string (nbformat allows a string or a list of lines)."""
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def day_key(text) -> str:
+    """Normalise a day given as ``2``, ``"02"``, ``"day02"`` or a notebook name to ``"day02"``.
+
+    Raises:
+        ValueError: ``text`` names no day (e.g. ``"x"``, ``"day"``), with the accepted forms.
+    """
+    name = Path(str(text).strip()).name.lower().removesuffix(".ipynb")
+    match = re.match(r"^day(\d{1,2})(?:_|$)", name)
+    digits = match.group(1) if match else name
+    if not digits.isdigit() or not 0 <= int(digits) <= 99:
+        raise ValueError(f"not a day: {text!r} (expected e.g. 2, 02, day02 or day02_topic.ipynb)")
+    return f"day{int(digits):02d}"
 
 
 def find_regions(source: str, where: str = "cell") -> list[Region]:
@@ -96,7 +111,7 @@ def make_lesson(solution, name: str = "notebook"):
     """
     lesson = copy.deepcopy(solution)
     for index, cell in enumerate(lesson.cells):
-        source = _source(cell)
+        source = cell_source(cell)
         regions = find_regions(source, where=f"{name}, cell {index}")
         if regions:
             cell.source = _replace_regions(source, regions, cell.cell_type)
