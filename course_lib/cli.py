@@ -1,8 +1,9 @@
 """The ``course`` command (also ``python -m course_lib``).
 
-- ``course run [DAYS...] [--mode quick|full] [--dataset digits|mnist|fashion_mnist]``: execute the
+- ``course run [DAYS...] [--mode quick|full] [--dataset mnist5k|digits|mnist|fashion_mnist]``: execute the
   solution notebooks headless into ``build/`` (executed notebook + HTML per day), print a table of
-  each day's wall time and recorded metrics, and write ``build/metrics.json``.
+  each day's wall time and recorded metrics, and write ``build/metrics.json`` (and ``build/leaderboard.json``
+  when Day 10 ran).
 - ``course lessons [--check]``: regenerate ``lessons/`` from ``solutions/``.
 - ``course grade SUBMISSIONS... --day N --out DIR``: grade submitted lesson notebooks into a gradebook
   (see :mod:`course_lib.grading`).
@@ -157,6 +158,7 @@ def _progress_printer(day: str, started: float):
 def cmd_run(args) -> int:
     """``course run``: execute notebooks, print and save the metrics table."""
     from course_lib import data
+    from course_lib.evaluation.leaderboard import extract_leaderboard
     from course_lib.reporting import extract_metrics
 
     mode, dataset = resolve_mode(args.mode), resolve_dataset(args.dataset)
@@ -175,7 +177,7 @@ def cmd_run(args) -> int:
     if args.corpus:
         os.environ["COURSE_CORPUS"] = args.corpus
     print(f"course run: {len(selected)} notebook(s), mode={mode}, dataset={dataset}, output in {out_dir}")
-    runs = []
+    runs, leaderboard = [], None
     for number, day in enumerate(selected, 1):
         path = days[day]
         print(f"[{number}/{len(selected)}] {path.name}", flush=True)
@@ -187,6 +189,7 @@ def cmd_run(args) -> int:
         if sys.stdout.isatty():
             print()
         run.metrics = extract_metrics(nb).get(day, {})
+        leaderboard = extract_leaderboard(nb) or leaderboard
         if error:
             run.status, run.error = "failed", error
             print(f"  {day} FAILED after {run.wall_s:.1f} s: {error}", flush=True)
@@ -206,18 +209,26 @@ def cmd_run(args) -> int:
     for run in runs:
         previous[run.day] = {"wall_s": run.wall_s, "status": run.status, "mode": mode, "dataset": dataset,
                              "metrics": run.metrics, **({"error": run.error} if run.error else {})}
-    tmp = metrics_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted(previous.items())), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, metrics_file)
+    _write_json(metrics_file, dict(sorted(previous.items())))
     print()
     print(format_table(runs))
     print(f"\nmetrics written to {metrics_file}")
+    if leaderboard is not None:
+        _write_json(out_dir / "leaderboard.json", leaderboard)
+        print(f"leaderboard written to {out_dir / 'leaderboard.json'}")
     failed = [r.day for r in runs if r.status != "ok"]
     if failed:
         print(f"course: error: {len(failed)} notebook(s) failed: {', '.join(failed)} "
               f"(see the executed notebooks in {out_dir})", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_json(path: Path, payload) -> None:
+    """Write ``payload`` as indented JSON, atomically (a temporary file, then a rename)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def cmd_lessons(args) -> int:
@@ -264,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("days", nargs="*", help="days to run: 1, 01 or day01 (default: all)")
     run.add_argument("--mode", choices=MODES, default=None, help="quick (default, CPU-sized) or full ($COURSE_MODE)")
     run.add_argument("--dataset", default=None, metavar="{" + ",".join(DATASETS) + "}",
-                     help="image dataset (default digits, offline; $COURSE_DATASET)")
+                     help="image dataset (default mnist5k, offline; $COURSE_DATASET)")
     run.add_argument("--corpus", default=None,
                      help="Day 09 text: pydoc (default, offline), imdb or a folder of .txt files ($COURSE_CORPUS)")
     run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")

@@ -3,7 +3,7 @@
 Every notebook has a papermill-style ``parameters`` cell::
 
     MODE = None     # "quick" or "full"; None reads $COURSE_MODE, else "quick"
-    DATASET = None  # "digits", "mnist" or "fashion_mnist"; None reads $COURSE_DATASET, else "digits"
+    DATASET = None  # "mnist5k", "digits", "mnist" or "fashion_mnist"; None reads $COURSE_DATASET, else "mnist5k"
     SEED = 0
 
 followed by ``cfg = course_lib.setup(MODE, DATASET, SEED)``, which validates the values, seeds
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("quick", "full")
-DATASETS = ("digits", "mnist", "fashion_mnist")
+DATASETS = ("mnist5k", "digits", "mnist", "fashion_mnist")
 DEFAULT_MODE = "quick"
-DEFAULT_DATASET = "digits"
+DEFAULT_DATASET = "mnist5k"
 
 
 class ConfigError(ValueError):
@@ -37,7 +37,7 @@ def resolve_mode(mode: str | None = None) -> str:
 
 
 def resolve_dataset(dataset: str | None = None) -> str:
-    """Return ``dataset``, else ``$COURSE_DATASET``, else ``"digits"``; raise :class:`ConfigError` if unknown.
+    """Return ``dataset``, else ``$COURSE_DATASET``, else ``"mnist5k"``; raise :class:`ConfigError` if unknown.
 
     ``"fashion-mnist"`` is accepted as a spelling of ``"fashion_mnist"``.
     """
@@ -78,7 +78,8 @@ def setup(mode: str | None = None, dataset: str | None = None, seed: int = 0, ve
 
     Args:
         mode: ``"quick"``, ``"full"`` or None (read ``$COURSE_MODE``, default quick).
-        dataset: ``"digits"``, ``"mnist"``, ``"fashion_mnist"`` or None (read ``$COURSE_DATASET``, default digits).
+        dataset: ``"mnist5k"``, ``"digits"``, ``"mnist"``, ``"fashion_mnist"`` or None (read ``$COURSE_DATASET``,
+            default mnist5k).
         seed: non-negative integer passed to ``keras.utils.set_random_seed`` (seeds Python, NumPy and the backend).
         verbose: print one line describing the configuration and the Keras backend / devices.
 

@@ -1,4 +1,13 @@
-"""Self-supervised objectives of Days 07-08, written with backend-agnostic ``keras.ops``.
+"""Every objective of the course in one place, written with backend-agnostic ``keras.ops``.
+
+Generative models (Days 05-06):
+
+- :func:`gaussian_kl`, :func:`bernoulli_nll`: the two terms of the VAE's negative ELBO, per example, in nats
+  (Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014).
+- :func:`discriminator_loss`, :func:`generator_loss`: the GAN's binary cross-entropies, with the
+  non-saturating generator loss (Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014).
+
+Self-supervised objectives (Days 07-08):
 
 - :func:`nt_xent_loss`: the normalized temperature-scaled cross-entropy of SimCLR (Chen, Kornblith,
   Norouzi & Hinton, "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020)
@@ -15,6 +24,14 @@
 - :func:`embedding_std`: the collapse diagnostic of Chen & He (2021): the standard deviation of the
   L2-normalized embeddings over the batch, averaged over dimensions (0 = collapsed, about
   ``1/sqrt(d)`` for embeddings spread over the sphere).
+
+Semi-supervised (Day 10):
+
+- :func:`fixmatch_loss`: supervised cross-entropy plus the confidence-masked pseudo-label loss of FixMatch
+  (Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence", NeurIPS 2020).
+
+The masked-LM loss of Day 09 is keras_hub's ``MaskedLMHead`` with a cross-entropy weighted by the
+``mask_weights`` (see :class:`course_lib.models.bert.MiniBert`).
 """
 
 from __future__ import annotations
@@ -194,3 +211,121 @@ def embedding_std(z):
     if len(z.shape) != 2:
         raise ValueError(f"expected (batch, dim) embeddings, got shape {z.shape}")
     return ops.mean(ops.std(l2_normalize(z), axis=0))
+
+
+# --------------------------------------------------------------------------------------------
+# Generative models
+# --------------------------------------------------------------------------------------------
+
+def gaussian_kl(z_mean, z_log_var):
+    """Closed-form :math:`\\mathrm{KL}(\\mathcal N(\\mu, \\operatorname{diag}\\sigma^2) \\,\\|\\, \\mathcal N(0, I))` per example (nats).
+
+    :math:`\\tfrac12 \\sum_j (\\sigma_j^2 + \\mu_j^2 - 1 - \\log \\sigma_j^2)`
+    (Kingma & Welling, ICLR 2014, appendix B).
+
+    Args:
+        z_mean: float tensor ``(batch, latent_dim)``, :math:`\\mu`.
+        z_log_var: float tensor ``(batch, latent_dim)``, :math:`\\log \\sigma^2`.
+
+    Returns:
+        float tensor ``(batch,)``, non-negative; 0 exactly when :math:`\\mu = 0` and :math:`\\sigma = 1`.
+    """
+    return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
+
+
+def bernoulli_nll(x, logits):
+    """:math:`-\\log p(x \\mid \\text{logits})` of a Bernoulli per pixel, **summed** over pixels, per example (nats).
+
+    :math:`\\sum_d \\operatorname{BCE}(x_d, \\operatorname{sigmoid}(\\ell_d))`, computed from the logits for numerical
+    stability. A proper log-likelihood for binary ``x``; for grey levels in [0, 1] it is a cross-entropy
+    whose minimum is the pixels' entropy, not 0.
+
+    Args:
+        x: float tensor ``(batch, ...)`` of targets in [0, 1].
+        logits: float tensor, same shape.
+
+    Returns:
+        float tensor ``(batch,)``.
+    """
+    per_pixel = ops.binary_crossentropy(x, logits, from_logits=True)
+    return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """Binary cross-entropy of the discriminator: real images are labelled 1, generated images 0.
+
+    :math:`L_D = \\operatorname{mean}[-\\log \\sigma(\\ell_{real})]
+    + \\operatorname{mean}[-\\log(1 - \\sigma(\\ell_{fake}))]`, computed from logits as
+    ``mean(softplus(-real)) + mean(softplus(fake))`` (stable for large logits).
+
+    Args:
+        real_logits: float tensor ``(batch, 1)`` (or ``(batch,)``), the discriminator's logits on real images.
+        fake_logits: float tensor, its logits on generated images.
+
+    Returns:
+        A float32 scalar tensor (nats, summed over the two halves).
+    """
+    return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
+
+
+def generator_loss(fake_logits, non_saturating: bool = True):
+    """The generator's loss on the discriminator's logits for generated images.
+
+    - ``non_saturating=True`` (use this): :math:`L_G = \\operatorname{mean}[-\\log \\sigma(\\ell)] =
+      \\operatorname{mean}[\\operatorname{softplus}(-\\ell)]`, i.e. cross-entropy with target 1. Its gradient is
+      large exactly when the discriminator confidently rejects the samples (early in training).
+    - ``non_saturating=False``: the original minimax objective :math:`\\operatorname{mean}[\\log(1 - \\sigma(\\ell))]
+      = -\\operatorname{mean}[\\operatorname{softplus}(\\ell)]`, whose gradient vanishes when :math:`D(G(z)) \\to 0`
+      (Goodfellow et al., NeurIPS 2014, recommend the non-saturating form for this reason). Kept for the
+      Day 06 demonstration only.
+
+    Args:
+        fake_logits: float tensor ``(batch, 1)`` of discriminator logits on generated images.
+        non_saturating: which form to compute.
+
+    Returns:
+        A float32 scalar tensor.
+    """
+    if non_saturating:
+        return ops.mean(ops.softplus(-fake_logits))
+    return -ops.mean(ops.softplus(fake_logits))
+
+
+# --------------------------------------------------------------------------------------------
+# Semi-supervised learning
+# --------------------------------------------------------------------------------------------
+
+def fixmatch_loss(y_labeled, probs_labeled, probs_weak, probs_strong, threshold: float = 0.95,
+                  lambda_u: float = 1.0) -> dict:
+    r"""The FixMatch objective (Sohn et al., NeurIPS 2020) on class probabilities.
+
+    .. math::
+        \ell_s = \frac{1}{B}\sum_{b=1}^{B} H\big(y_b, p(x_b^{weak})\big),\qquad
+        \ell_u = \frac{1}{\mu B}\sum_{b=1}^{\mu B} \mathbb{1}\big[\max q_b \ge \tau\big]\,
+                 H\big(\arg\max q_b,\; p(u_b^{strong})\big),\qquad q_b = \mathrm{sg}\,p(u_b^{weak}),
+
+    total :math:`\ell_s + \lambda_u \ell_u`. The pseudo-label distribution :math:`q` is a constant
+    (stop-gradient: the target must not move towards the prediction; with hard ``argmax`` pseudo-labels no
+    gradient could flow through it anyway, the stop-gradient states the intent) and :math:`\ell_u` is divided
+    by *all* :math:`\mu B` unlabeled images, not by the number of confident ones, so the unlabeled term grows
+    as the model becomes confident.
+
+    Args:
+        y_labeled: int tensor ``(B,)`` of labels.
+        probs_labeled: float ``(B, K)`` probabilities of the (weakly augmented) labeled images.
+        probs_weak: float ``(mu B, K)`` probabilities of the weakly augmented unlabeled images.
+        probs_strong: float ``(mu B, K)`` probabilities of the strongly augmented *same* unlabeled images.
+        threshold: confidence threshold :math:`\tau` in [0, 1].
+        lambda_u: weight :math:`\lambda_u \ge 0` of the unlabeled term.
+
+    Returns:
+        ``{"loss", "supervised_loss", "unlabeled_loss", "mask_rate"}``: scalar float tensors (``mask_rate``
+        is the fraction of unlabeled images whose pseudo-label is used).
+    """
+    supervised = ops.mean(ops.sparse_categorical_crossentropy(y_labeled, probs_labeled))
+    q = ops.stop_gradient(probs_weak)
+    mask = ops.cast(ops.max(q, axis=-1) >= threshold, probs_strong.dtype)
+    pseudo = ops.argmax(q, axis=-1)
+    unlabeled = ops.mean(mask * ops.sparse_categorical_crossentropy(pseudo, probs_strong))
+    return {"loss": supervised + lambda_u * unlabeled, "supervised_loss": supervised,
+            "unlabeled_loss": unlabeled, "mask_rate": ops.mean(mask)}

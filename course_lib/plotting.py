@@ -148,7 +148,7 @@ def label_efficiency_plot(results, title: str = "Accuracy vs labels per class", 
     """Plot label-efficiency curves: mean accuracy (± std band) against labels per class.
 
     Args:
-        results: a list of :class:`course_lib.evaluation.LabelEfficiencyResult`.
+        results: a list of :class:`course_lib.evaluation.label_efficiency.LabelEfficiencyResult`.
         title: axes title.
         ax: draw into this axes (default: a new figure).
         all_at: x position for the "all labels" budget (None budget), shown only when some result has it;

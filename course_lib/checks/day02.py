@@ -66,7 +66,7 @@ def check_lloyd_step(lloyd_step):
 def check_cluster_accuracy(cluster_accuracy):
     """Check ``cluster_accuracy(y_true, y_pred) -> float`` (Exercise 2.3), against course_lib's Hungarian version."""
     def test():
-        from course_lib.evaluation import cluster_accuracy as reference
+        from course_lib.evaluation.clustering import cluster_accuracy as reference
 
         y = np.array([0, 0, 1, 1, 2, 2])
         expect(np.isclose(cluster_accuracy(y, np.array([2, 2, 0, 0, 1, 1])), 1.0),

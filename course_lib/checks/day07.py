@@ -16,7 +16,7 @@ def _numpy(x):
 def check_augmenter(build_view_augmenter):
     """Check ``build_view_augmenter(image_shape, seed) -> layer`` (Exercise 7.1)."""
     def test():
-        from course_lib.data import load_dataset
+        from course_lib.data.datasets import load_dataset
 
         x = load_dataset("digits").x_train[:64]
         aug = build_view_augmenter((8, 8, 1), seed=0)

@@ -37,7 +37,7 @@ def check_mask_tokens(mask_tokens):
     (Exercise 9.1) statistically against ``keras_hub.layers.MaskedLMMaskGenerator``.
     """
     def test():
-        from course_lib.models.bert import keras_hub_masking, masking_statistics
+        from course_lib.data.masking import keras_hub_masking, masking_statistics
 
         vocabulary_size = 500
         ids = synthetic_batch(0, vocabulary_size=vocabulary_size)

@@ -19,7 +19,7 @@ def _as_int_array(name, value):
 def check_select_pseudo_labels(select_pseudo_labels):
     """Check ``select_pseudo_labels(probabilities, threshold) -> (indices, labels)`` (Exercise 10.1)."""
     def test():
-        from course_lib.semi_supervised import select_pseudo_labels as reference
+        from course_lib.models.self_training import select_pseudo_labels as reference
 
         probs = np.array([[0.90, 0.05, 0.05],
                           [0.40, 0.35, 0.25],
@@ -71,7 +71,7 @@ def check_fixmatch_loss(fixmatch_loss):
     """Check ``fixmatch_loss(y_labeled, probs_labeled, probs_weak, probs_strong, threshold, lambda_u) -> dict``
     (Exercise 10.2) on hand-computed values and against course_lib's implementation."""
     def test():
-        from course_lib.semi_supervised import fixmatch_loss as reference
+        from course_lib.losses import fixmatch_loss as reference
 
         y = np.array([0])
         p_l = np.array([[0.8, 0.2]], dtype="float32")

@@ -1,27 +1,51 @@
 """Model builders and ``keras.Model`` subclasses of the course, one module per family.
 
+- :mod:`~course_lib.models.base`          -- sub-model (de)serialisation and the self-supervised base model.
+- :mod:`~course_lib.models.classifier`    -- the Day-01 classifier and its feature extractor.
+- :mod:`~course_lib.models.autoencoders`  -- dense, convolutional, linear and denoising autoencoders (Day 04).
+- :mod:`~course_lib.models.vae`           -- the sampling layer and the VAE (Day 05).
+- :mod:`~course_lib.models.gan`           -- DCGAN with an alternating ``train_step`` (Day 06).
+- :mod:`~course_lib.models.encoders`      -- encoders, projection heads and predictors (Days 07, 08, 10).
+- :mod:`~course_lib.models.contrastive`   -- SimCLR and MoCo (Days 07-08).
+- :mod:`~course_lib.models.siamese`       -- SimSiam (Day 08).
+- :mod:`~course_lib.models.pretext`       -- rotation prediction (Day 08).
+- :mod:`~course_lib.models.bert`          -- the mini-BERT for masked language modeling (Day 09).
+- :mod:`~course_lib.models.fixmatch`      -- FixMatch and its trainer (Day 10).
+- :mod:`~course_lib.models.self_training` -- self-training with pseudo-labels and label spreading (Day 10).
+
 Every custom layer and model is registered with ``keras.saving.register_keras_serializable(package="course_lib")``
-and survives a ``.keras`` save / load round-trip.
+and survives a ``.keras`` save / load round-trip. The public builders and models are available from this
+package (``from course_lib.models import SimCLR``); each is imported on first use, so importing the package
+does not load every family's dependencies (keras_hub for the mini-BERT, for example).
 """
 
+import importlib
 
-def deserialize_submodels(config: dict, keys, custom_objects=None) -> dict:
-    """Return a copy of a model's ``get_config()`` dict with the sub-models under ``keys`` rebuilt.
+_EXPORTS = {
+    "classifier": ("build_classifier", "feature_extractor", "train_classifier"),
+    "autoencoders": ("Autoencoder", "DenoisingAutoencoder", "build_dense_autoencoder", "build_conv_autoencoder",
+                     "build_linear_autoencoder", "build_denoising_autoencoder"),
+    "vae": ("Sampling", "VAE", "build_vae"),
+    "gan": ("DCGAN", "build_generator", "build_discriminator", "generate_images", "SampleGrid"),
+    "encoders": ("build_encoder", "build_projection_head", "build_predictor"),
+    "contrastive": ("SimCLR", "MoCo", "pretrain_simclr", "momentum_update"),
+    "siamese": ("SimSiam",),
+    "pretext": ("RotationPrediction",),
+    "bert": ("MiniBert",),
+    "fixmatch": ("FixMatch", "FixMatchTrainer"),
+    "self_training": ("self_training", "select_pseudo_labels", "label_spreading_predict"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-    For ``from_config`` of models that take other models (encoder, decoder, generator...) as
-    constructor arguments and store them with ``keras.saving.serialize_keras_object``.
+__all__ = sorted(_WHERE)
 
-    Args:
-        config: the saved config (not modified).
-        keys: names of the entries holding serialized sub-models.
-        custom_objects: passed to ``keras.saving.deserialize_keras_object``.
 
-    Raises:
-        KeyError: a key is missing from ``config``.
-    """
-    import keras
+def __getattr__(name):
+    """Import the defining module of a public name on first use (``course_lib.models.SimCLR`` ...)."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'course_lib.models' has no attribute {name!r}")
 
-    config = dict(config)
-    for key in keys:
-        config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects=custom_objects)
-    return config
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -30,7 +30,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from course_lib.models import deserialize_submodels
+from course_lib.models.base import SubmodelConfig
+from course_lib.training import predict_batched
 
 NOISE_KINDS = ("gaussian", "masking")
 
@@ -59,17 +60,8 @@ def _last_dim(model, attribute: str) -> int | None:
     return None if shape[-1] is None else int(shape[-1])
 
 
-def _batched(model: keras.Model, x, batch_size: int) -> np.ndarray:
-    """Run ``model`` eagerly (inference mode) on ``x`` in chunks; return one NumPy array."""
-    x = np.asarray(x, dtype="float32")
-    if len(x) == 0:
-        raise ValueError("got an empty array")
-    parts = [ops.convert_to_numpy(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    return np.concatenate(parts)
-
-
 @keras.saving.register_keras_serializable(package="course_lib")
-class Autoencoder(keras.Model):
+class Autoencoder(SubmodelConfig, keras.Model):
     """An encoder followed by a decoder, trained to reconstruct its input.
 
     Args:
@@ -88,6 +80,8 @@ class Autoencoder(keras.Model):
         ValueError: the encoder's code size differs from the decoder's input size.
     """
 
+    SUBMODELS = ("encoder", "decoder")
+
     def __init__(self, encoder: keras.Model, decoder: keras.Model, **kwargs):
         super().__init__(**kwargs)
         code, expected = _last_dim(encoder, "output_shape"), _last_dim(decoder, "input_shape")
@@ -102,25 +96,15 @@ class Autoencoder(keras.Model):
 
     def encode(self, x, batch_size: int = 1024) -> np.ndarray:
         """Codes of images ``x`` ``(n, h, w, c)``: float32 ``(n, latent_dim)``."""
-        return _batched(self.encoder, x, batch_size)
+        return predict_batched(self.encoder, x, batch_size)
 
     def decode(self, z, batch_size: int = 1024) -> np.ndarray:
         """Images decoded from codes ``z`` ``(n, latent_dim)``: float32 ``(n, h, w, c)``."""
-        return _batched(self.decoder, z, batch_size)
+        return predict_batched(self.decoder, z, batch_size)
 
     def reconstruct(self, x, batch_size: int = 1024) -> np.ndarray:
         """``decoder(encoder(x))`` in inference mode (no noise): float32, same shape as ``x``."""
         return self.decode(self.encode(x, batch_size), batch_size)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"encoder": keras.saving.serialize_keras_object(self.encoder),
-                       "decoder": keras.saving.serialize_keras_object(self.decoder)})
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**deserialize_submodels(config, ("encoder", "decoder"), custom_objects))
 
 
 @keras.saving.register_keras_serializable(package="course_lib")

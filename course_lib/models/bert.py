@@ -2,248 +2,26 @@
 
 BERT (Devlin, Chang, Lee & Toutanova, "BERT: Pre-training of Deep Bidirectional Transformers for Language
 Understanding", NAACL-HLT 2019) learns from unlabeled text with a pretext task whose targets come from the text
-itself: hide some tokens and predict them from both sides. This module holds
+itself: hide some tokens and predict them from both sides. The masking rule and the batches of masked
+sequences are in :mod:`course_lib.data.masking`; this module holds
 
-- the masking rule (:func:`select_tokens`, :func:`corrupt_tokens`, :func:`mask_tokens`): 15 % of the
-  non-special tokens are selected; of those 80 % become ``[MASK]``, 10 % a random token, 10 % stay unchanged;
-  the loss is computed on the selected positions only. NumPy, seeded by a ``np.random.Generator``;
-- :class:`MaskedLMBatches`, a ``keras.utils.PyDataset`` that draws fresh masks for every batch (dynamic
-  masking), in the input format of ``keras_hub.layers.MaskedLMHead``: padded ``mask_positions`` with
-  ``mask_weights``;
 - :class:`MiniBert`, the model: ``keras_hub.layers.TokenAndPositionEmbedding`` -> ``TransformerEncoder``
   blocks (Vaswani et al., "Attention Is All You Need", NeurIPS 2017) -> ``MaskedLMHead`` whose output
   projection is the transposed token-embedding matrix (tied embeddings);
 - evaluation (:func:`evaluate_masked_lm`, :func:`unigram_baseline`), :func:`fill_mask`, nearest tokens by
   embedding and attention maps.
 
-Token ids follow :mod:`course_lib.text`: ``[PAD]`` 0, ``[CLS]`` 1, ``[SEP]`` 2, ``[UNK]`` 3, ``[MASK]`` 4.
+Token ids follow :mod:`course_lib.data.tokenization`: ``[PAD]`` 0, ``[CLS]`` 1, ``[SEP]`` 2, ``[UNK]`` 3, ``[MASK]`` 4.
 """
 
 from __future__ import annotations
-
-import math
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from course_lib.text import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
-
-SPECIAL_IDS = tuple(range(len(SPECIAL_TOKENS)))
-"""Ids that are never selected for prediction: [PAD], [CLS], [SEP], [UNK], [MASK]."""
-SELECTION_RATE = 0.15
-MASK_TOKEN_RATE = 0.8
-RANDOM_TOKEN_RATE = 0.1
-
-
-# --------------------------------------------------------------------------------------------
-# The masking rule
-# --------------------------------------------------------------------------------------------
-
-def default_max_selections(sequence_length: int, selection_rate: float = SELECTION_RATE) -> int:
-    """Room for predictions per sequence: ``ceil(1.5 * selection_rate * sequence_length)`` (15 for L = 64).
-
-    The expected number of selected tokens is ``selection_rate * L``; the 50 % margin means the cap of
-    :func:`select_tokens` rarely bites (BERT's own budget was 20 predictions for 128 tokens).
-    """
-    return max(1, math.ceil(1.5 * selection_rate * sequence_length))
-
-
-def select_tokens(token_ids, rng: np.random.Generator, selection_rate: float = SELECTION_RATE,
-                  special_token_ids=SPECIAL_IDS, max_selections: int | None = None) -> np.ndarray:
-    """Choose the positions to predict: each non-special token independently with probability ``selection_rate``.
-
-    This is what ``keras_hub.layers.MaskedLMMaskGenerator`` does when called eagerly; BERT's original data
-    pipeline instead picked exactly ``round(selection_rate * n)`` of the ``n`` eligible tokens of a sequence.
-    Both select 15 % on average.
-
-    Args:
-        token_ids: int array ``(batch, sequence_length)`` (or ``(sequence_length,)``).
-        rng: the random generator (the only source of randomness).
-        selection_rate: probability that an eligible token is selected, in [0, 1].
-        special_token_ids: ids never selected ([PAD], [CLS], [SEP], [UNK], [MASK] by default).
-        max_selections: keep at most this many per sequence (a random subset of the selected ones);
-            None for no cap.
-
-    Returns:
-        bool array shaped like ``token_ids``; ``False`` wherever ``token_ids`` is a special id.
-    """
-    token_ids = np.asarray(token_ids)
-    eligible = ~np.isin(token_ids, np.asarray(special_token_ids))
-    selected = eligible & (rng.random(token_ids.shape) < selection_rate)
-    if max_selections is not None and selected.ndim == 2:
-        # Rank the selected positions of each row in random order and keep the first max_selections.
-        keys = np.where(selected, rng.random(selected.shape), np.inf)
-        rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
-        selected &= rank < max_selections
-    return selected
-
-
-def corrupt_tokens(token_ids, selected, rng: np.random.Generator, vocabulary_size: int,
-                   mask_token_id: int = MASK_ID, special_token_ids=SPECIAL_IDS,
-                   mask_token_rate: float = MASK_TOKEN_RATE, random_token_rate: float = RANDOM_TOKEN_RATE
-                   ) -> np.ndarray:
-    """Replace the selected tokens: ``[MASK]`` with probability 0.8, a random token 0.1, unchanged 0.1.
-
-    Random replacements are drawn uniformly from the non-special ids (so a random ``[PAD]`` or ``[MASK]``
-    can never appear). Unselected positions are copied unchanged.
-
-    Args:
-        token_ids: int array ``(batch, sequence_length)``.
-        selected: bool array of the same shape, from :func:`select_tokens`.
-        rng: the random generator.
-        vocabulary_size: ``V``; random ids are in ``[0, V)`` minus ``special_token_ids``.
-        mask_token_id: id of ``[MASK]``.
-        special_token_ids: ids never used as random replacements.
-        mask_token_rate, random_token_rate: the 80 / 10 split (the rest stays unchanged); each in [0, 1],
-            summing to at most 1.
-
-    Returns:
-        A new int32 array shaped like ``token_ids`` (the input is not modified).
-
-    Raises:
-        ValueError: rates outside [0, 1] or summing to more than 1; shapes that differ.
-    """
-    if not (0 <= mask_token_rate <= 1 and 0 <= random_token_rate <= 1
-            and mask_token_rate + random_token_rate <= 1 + 1e-9):
-        raise ValueError(f"need 0 <= rates and mask_token_rate + random_token_rate <= 1, got "
-                         f"{mask_token_rate}, {random_token_rate}")
-    token_ids = np.asarray(token_ids)
-    selected = np.asarray(selected, dtype=bool)
-    if selected.shape != token_ids.shape:
-        raise ValueError(f"selected {selected.shape} must have the shape of token_ids {token_ids.shape}")
-    action = rng.random(token_ids.shape)
-    corrupted = token_ids.astype(np.int32, copy=True)
-    corrupted[selected & (action < mask_token_rate)] = mask_token_id
-    to_random = selected & (action >= mask_token_rate) & (action < mask_token_rate + random_token_rate)
-    ordinary = np.setdiff1d(np.arange(vocabulary_size), np.asarray(special_token_ids))
-    corrupted[to_random] = rng.choice(ordinary, size=int(to_random.sum()))
-    return corrupted
-
-
-def mask_tokens(token_ids, rng: np.random.Generator, vocabulary_size: int, mask_token_id: int = MASK_ID,
-                special_token_ids=SPECIAL_IDS, selection_rate: float = SELECTION_RATE,
-                mask_token_rate: float = MASK_TOKEN_RATE, random_token_rate: float = RANDOM_TOKEN_RATE,
-                max_selections: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """BERT's masking rule: :func:`select_tokens` then :func:`corrupt_tokens` (Devlin et al., NAACL-HLT 2019).
-
-    Returns:
-        ``(masked_ids, selected)``: int32 model input shaped like ``token_ids``, and the bool array of
-        positions whose original token must be predicted (the only positions that enter the loss).
-    """
-    selected = select_tokens(token_ids, rng, selection_rate, special_token_ids, max_selections)
-    masked = corrupt_tokens(token_ids, selected, rng, vocabulary_size, mask_token_id, special_token_ids,
-                            mask_token_rate, random_token_rate)
-    return masked, selected
-
-
-def selection_to_positions(selected, token_ids, max_selections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Convert a selection mask into ``MaskedLMHead`` targets padded to ``max_selections`` per row.
-
-    Args:
-        selected: bool ``(batch, L)`` with at most ``max_selections`` ``True`` per row.
-        token_ids: the ORIGINAL ids ``(batch, L)`` (the targets).
-        max_selections: ``P``.
-
-    Returns:
-        ``(mask_positions, mask_ids, mask_weights)``: int32 ``(batch, P)`` positions in increasing order
-        (padding slots point at position 0), int32 ``(batch, P)`` original ids (0 in padding slots),
-        float32 ``(batch, P)`` weights (1 for a real prediction, 0 for padding).
-
-    Raises:
-        ValueError: a row selects more than ``max_selections`` positions.
-    """
-    selected = np.asarray(selected, dtype=bool)
-    counts = selected.sum(axis=1)
-    if counts.size and counts.max() > max_selections:
-        raise ValueError(f"a row selects {counts.max()} positions, more than max_selections={max_selections}")
-    batch, length = selected.shape
-    # Stable sort puts the selected positions first, in increasing order.
-    order = np.argsort(~selected, axis=1, kind="stable")[:, :max_selections]
-    if order.shape[1] < max_selections:  # P > L: pad the columns
-        order = np.pad(order, ((0, 0), (0, max_selections - order.shape[1])))
-    weights = (np.arange(max_selections)[None, :] < counts[:, None]).astype(np.float32)
-    positions = np.where(weights > 0, order, 0).astype(np.int32)
-    ids = np.where(weights > 0, np.take_along_axis(np.asarray(token_ids), positions, axis=1), 0).astype(np.int32)
-    return positions, ids, weights
-
-
-def make_mlm_batch(token_ids, rng: np.random.Generator, vocabulary_size: int, max_selections: int,
-                   mask_token_rate: float = MASK_TOKEN_RATE, random_token_rate: float = RANDOM_TOKEN_RATE,
-                   selection_rate: float = SELECTION_RATE):
-    """One masked-LM batch in Keras ``fit`` format: ``(inputs, targets, sample_weight)``.
-
-    Returns:
-        ``({"token_ids": int32 (B, L), "mask_positions": int32 (B, P)}, mask_ids int32 (B, P),
-        mask_weights float32 (B, P))``.
-    """
-    token_ids = np.asarray(token_ids)
-    masked, selected = mask_tokens(token_ids, rng, vocabulary_size, selection_rate=selection_rate,
-                                   mask_token_rate=mask_token_rate, random_token_rate=random_token_rate,
-                                   max_selections=max_selections)
-    positions, ids, weights = selection_to_positions(selected, token_ids, max_selections)
-    return {"token_ids": masked, "mask_positions": positions}, ids, weights
-
-
-class MaskedLMBatches(keras.utils.PyDataset):
-    """Batches of freshly masked sequences for ``model.fit`` (dynamic masking: new masks every epoch).
-
-    Batch ``i`` of epoch ``e`` uses ``np.random.default_rng([seed, e, i])``, so a run is reproducible and
-    every epoch sees different masks (and, with ``shuffle``, a different order).
-
-    Args:
-        token_ids: int array ``(n, L)`` from :func:`course_lib.text.encode`.
-        vocabulary_size: ``V``.
-        batch_size: sequences per batch.
-        max_selections: ``P``, predictions per sequence (default :func:`default_max_selections`).
-        seed: base seed.
-        shuffle: reshuffle the sequences every epoch (training); False keeps the order (validation).
-        mask_token_rate, random_token_rate: the masking rule (defaults 0.8 / 0.1).
-        drop_remainder: skip the last, smaller batch (with ``shuffle`` other sequences fall there next epoch);
-            every batch then has the same shape, so the training step is traced once.
-        **kwargs: ``keras.utils.PyDataset`` options (``workers``, ...).
-
-    Raises:
-        ValueError: ``token_ids`` is not a non-empty 2-D array, or ``drop_remainder`` leaves no batch.
-    """
-
-    def __init__(self, token_ids, vocabulary_size: int, batch_size: int = 32, max_selections: int | None = None,
-                 seed: int = 0, shuffle: bool = True, mask_token_rate: float = MASK_TOKEN_RATE,
-                 random_token_rate: float = RANDOM_TOKEN_RATE, drop_remainder: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.token_ids = np.asarray(token_ids, dtype=np.int32)
-        if self.token_ids.ndim != 2 or len(self.token_ids) == 0:
-            raise ValueError(f"token_ids must be a non-empty (n, L) array, got shape {self.token_ids.shape}")
-        self.vocabulary_size = int(vocabulary_size)
-        self.batch_size = int(batch_size)
-        self.max_selections = max_selections or default_max_selections(self.token_ids.shape[1])
-        self.seed, self.shuffle = int(seed), bool(shuffle)
-        self.mask_token_rate, self.random_token_rate = mask_token_rate, random_token_rate
-        self.drop_remainder = bool(drop_remainder)
-        if self.drop_remainder and len(self.token_ids) < self.batch_size:
-            raise ValueError(f"drop_remainder with {len(self.token_ids)} sequences < batch_size {self.batch_size}")
-        self.epoch = 0
-        self._order = self._make_order()
-
-    def _make_order(self) -> np.ndarray:
-        n = len(self.token_ids)
-        return np.random.default_rng([self.seed, self.epoch, 1 << 20]).permutation(n) if self.shuffle else np.arange(n)
-
-    def __len__(self) -> int:
-        if self.drop_remainder:
-            return len(self.token_ids) // self.batch_size
-        return math.ceil(len(self.token_ids) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        return make_mlm_batch(self.token_ids[rows], rng, self.vocabulary_size, self.max_selections,
-                              self.mask_token_rate, self.random_token_rate)
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._make_order()
-
+from course_lib.data.masking import SPECIAL_IDS, default_max_selections, make_mlm_batch
+from course_lib.data.tokenization import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 # --------------------------------------------------------------------------------------------
 # The model
@@ -525,7 +303,7 @@ def unigram_baseline(train_counts, targets) -> dict:
 
     Args:
         train_counts: int ``(V,)`` token counts of the training split (special tokens 0), e.g. from
-            :func:`course_lib.text.token_counts`.
+            :func:`course_lib.data.tokenization.token_counts`.
         targets: int ``(n,)`` true ids of the evaluated positions.
 
     Returns:
@@ -556,7 +334,7 @@ def fill_mask(model: MiniBert, tokenizer, text: str, top_k: int = 5) -> list[lis
 
     Args:
         model: a trained :class:`MiniBert`.
-        tokenizer: the ``WordPieceTokenizer`` of :func:`course_lib.text.build_tokenizer`.
+        tokenizer: the ``WordPieceTokenizer`` of :func:`course_lib.data.tokenization.build_tokenizer`.
         text: a string with at least one ``[MASK]``.
         top_k: how many candidates per mask.
 
@@ -567,7 +345,7 @@ def fill_mask(model: MiniBert, tokenizer, text: str, top_k: int = 5) -> list[lis
     Raises:
         ValueError: no ``[MASK]`` in ``text``, or the text is longer than the model's sequence length.
     """
-    from course_lib.text import tokenize
+    from course_lib.data.tokenization import tokenize
 
     ids = tokenize(tokenizer, [text])[0]
     if MASK_ID not in ids:
@@ -626,75 +404,3 @@ def nearest_tokens(embeddings, vocabulary, token: str, k: int = 5) -> list[tuple
     similarity[list(SPECIAL_IDS)] = -np.inf
     best = np.argsort(-similarity)[:k]
     return [(vocabulary[i], float(similarity[i])) for i in best]
-
-
-# --------------------------------------------------------------------------------------------
-# Comparing masking implementations
-# --------------------------------------------------------------------------------------------
-
-def masking_statistics(token_ids, masked_ids, selected, mask_token_id: int = MASK_ID,
-                       special_token_ids=SPECIAL_IDS) -> dict:
-    """Summary statistics of one masking draw, to compare implementations.
-
-    Args:
-        token_ids: the original int ids ``(batch, L)``.
-        masked_ids: the corrupted ids, same shape.
-        selected: bool, same shape: the positions to predict.
-        mask_token_id, special_token_ids: as in :func:`mask_tokens`.
-
-    Returns:
-        dict with ``selection_rate`` (selected / eligible), ``mask_share``, ``random_share`` and
-        ``unchanged_share`` (fractions of the selected positions that became ``[MASK]``, another token, or
-        stayed), ``n_selected``, ``special_selected`` (selected special positions, must be 0) and
-        ``changed_outside`` (unselected positions whose id changed, must be 0).
-    """
-    token_ids, masked_ids = np.asarray(token_ids), np.asarray(masked_ids)
-    selected = np.asarray(selected, dtype=bool)
-    special = np.isin(token_ids, np.asarray(special_token_ids))
-    n_selected = int(selected.sum())
-    before, after = token_ids[selected], masked_ids[selected]
-    denominator = max(n_selected, 1)
-    return {"selection_rate": n_selected / max(int((~special).sum()), 1),
-            "mask_share": float(np.sum(after == mask_token_id)) / denominator,
-            "random_share": float(np.sum((after != mask_token_id) & (after != before))) / denominator,
-            "unchanged_share": float(np.sum(after == before)) / denominator,
-            "n_selected": n_selected,
-            "special_selected": int((selected & special).sum()),
-            "changed_outside": int(np.sum((masked_ids != token_ids) & ~selected))}
-
-
-def keras_hub_masking(token_ids, vocabulary_size: int, seed: int = 0, mask_token_id: int = MASK_ID,
-                      special_token_ids=SPECIAL_IDS, selection_rate: float = SELECTION_RATE
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The same rule applied by ``keras_hub.layers.MaskedLMMaskGenerator`` (the reference implementation).
-
-    Called eagerly the layer runs its pure-Python path, which draws from Python's ``random`` module; that
-    module is seeded with ``seed`` here and its previous state restored afterwards.
-
-    Returns:
-        ``(masked_ids, selected)`` as :func:`mask_tokens` returns them.
-    """
-    import random
-
-    import keras_hub
-
-    token_ids = np.asarray(token_ids, dtype=np.int32)
-    generator = keras_hub.layers.MaskedLMMaskGenerator(
-        vocabulary_size=vocabulary_size, mask_selection_rate=selection_rate, mask_token_id=mask_token_id,
-        unselectable_token_ids=list(special_token_ids), mask_token_rate=MASK_TOKEN_RATE,
-        random_token_rate=RANDOM_TOKEN_RATE)
-    state = random.getstate()
-    random.seed(seed)
-    try:
-        out = generator(token_ids.tolist())
-    finally:
-        random.setstate(state)
-    masked = np.asarray(keras.ops.convert_to_numpy(out["token_ids"]) if not isinstance(out["token_ids"], list)
-                        else out["token_ids"], dtype=np.int32).reshape(token_ids.shape)
-    positions = out["mask_positions"]
-    if not isinstance(positions, list):
-        positions = keras.ops.convert_to_numpy(positions).tolist()
-    selected = np.zeros(token_ids.shape, dtype=bool)
-    for row, cols in enumerate(positions):
-        selected[row, list(cols)] = True
-    return masked, selected

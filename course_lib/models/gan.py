@@ -30,10 +30,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from course_lib.models import deserialize_submodels
+from course_lib.losses import discriminator_loss, generator_loss
+from course_lib.models.base import SubmodelConfig
 
-__all__ = ["build_generator", "build_discriminator", "DCGAN", "SampleGrid", "gradients", "discriminator_loss",
-           "generator_loss", "discriminator_step", "generator_step", "to_tanh_range", "to_unit_range",
+__all__ = ["build_generator", "build_discriminator", "DCGAN", "SampleGrid", "gradients", "discriminator_step", "generator_step", "to_tanh_range", "to_unit_range",
            "generate_images"]
 
 
@@ -147,47 +147,7 @@ def build_discriminator(image_shape=(8, 8, 1), filters: int = 32, dropout: float
     return keras.Model(images, logits, name=name)
 
 
-# --- losses and the two steps ---------------------------------------------------------------------
-
-def discriminator_loss(real_logits, fake_logits):
-    """Binary cross-entropy of the discriminator: real images are labelled 1, generated images 0.
-
-    :math:`L_D = \\operatorname{mean}[-\\log \\sigma(\\ell_{real})]
-    + \\operatorname{mean}[-\\log(1 - \\sigma(\\ell_{fake}))]`, computed from logits as
-    ``mean(softplus(-real)) + mean(softplus(fake))`` (stable for large logits).
-
-    Args:
-        real_logits: float tensor ``(batch, 1)`` (or ``(batch,)``), the discriminator's logits on real images.
-        fake_logits: float tensor, its logits on generated images.
-
-    Returns:
-        A float32 scalar tensor (nats, summed over the two halves).
-    """
-    return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
-
-
-def generator_loss(fake_logits, non_saturating: bool = True):
-    """The generator's loss on the discriminator's logits for generated images.
-
-    - ``non_saturating=True`` (use this): :math:`L_G = \\operatorname{mean}[-\\log \\sigma(\\ell)] =
-      \\operatorname{mean}[\\operatorname{softplus}(-\\ell)]`, i.e. cross-entropy with target 1. Its gradient is
-      large exactly when the discriminator confidently rejects the samples (early in training).
-    - ``non_saturating=False``: the original minimax objective :math:`\\operatorname{mean}[\\log(1 - \\sigma(\\ell))]
-      = -\\operatorname{mean}[\\operatorname{softplus}(\\ell)]`, whose gradient vanishes when :math:`D(G(z)) \\to 0`
-      (Goodfellow et al., NeurIPS 2014, recommend the non-saturating form for this reason). Kept for the
-      Day 06 demonstration only.
-
-    Args:
-        fake_logits: float tensor ``(batch, 1)`` of discriminator logits on generated images.
-        non_saturating: which form to compute.
-
-    Returns:
-        A float32 scalar tensor.
-    """
-    if non_saturating:
-        return ops.mean(ops.softplus(-fake_logits))
-    return -ops.mean(ops.softplus(fake_logits))
-
+# --- the two steps --------------------------------------------------------------------------------
 
 def gradients(loss_fn, variables):
     """Evaluate ``loss_fn()`` and its gradients with respect to ``variables``.
@@ -254,7 +214,7 @@ def generator_step(generator, discriminator, optimizer, z, non_saturating: bool 
         generator, discriminator: the two models.
         optimizer: the generator's ``keras.optimizers.Optimizer``.
         z: float32 noise ``(batch, latent_dim)``.
-        non_saturating: use the non-saturating loss (see :func:`generator_loss`).
+        non_saturating: use the non-saturating loss (see :func:`course_lib.losses.generator_loss`).
 
     Returns:
         The scalar generator loss (tensor).
@@ -270,7 +230,7 @@ def generator_step(generator, discriminator, optimizer, z, non_saturating: bool 
 # --- the model ------------------------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="course_lib")
-class DCGAN(keras.Model):
+class DCGAN(SubmodelConfig, keras.Model):
     """A GAN as one ``keras.Model``: two sub-models, two optimizers, an alternating ``train_step``.
 
     Each ``train_step`` (one batch of real images in [-1, 1]) draws noise from the model's own
@@ -293,6 +253,8 @@ class DCGAN(keras.Model):
     References: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014; Radford, Metz & Chintala,
     "Unsupervised Representation Learning with Deep Convolutional Generative Adversarial Networks", ICLR 2016.
     """
+
+    SUBMODELS = ("generator", "discriminator")
 
     def __init__(self, generator, discriminator, latent_dim: int | None = None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -321,7 +283,7 @@ class DCGAN(keras.Model):
         Radford et al. 2016).
 
         Extra keyword arguments go to ``keras.Model.compile`` (e.g. ``jit_compile``); the model has no
-        ``loss`` argument: its losses are defined by :func:`discriminator_loss` and :func:`generator_loss`.
+        ``loss`` argument: its losses are defined by :func:`course_lib.losses.discriminator_loss` and :func:`course_lib.losses.generator_loss`.
         """
         super().compile(**kwargs)
         self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else \
@@ -351,17 +313,8 @@ class DCGAN(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "latent_dim": self.latent_dim,
-            "seed": self.seed,
-        })
+        config.update({"latent_dim": self.latent_dim, "seed": self.seed})
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**deserialize_submodels(config, ("generator", "discriminator")))
 
     # Keras saves layer variables but not SeedGenerator states; store the noise state too, so that a reloaded
     # model continues with exactly the noise the original would have drawn.
@@ -420,7 +373,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     The same noise is used at every epoch, so the grids show how the generator's map from noise to images
     evolves. Before the first epoch the untrained generator's grid is stored as epoch 0. Optionally, a score
-    function (for example :meth:`course_lib.frechet.FrechetEvaluator.score`) is applied to a larger sample at the
+    function (for example :meth:`course_lib.evaluation.generative.FrechetEvaluator.score`) is applied to a larger sample at the
     same epochs.
 
     Args:

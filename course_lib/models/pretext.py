@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from course_lib.models.contrastive import _PrebuiltOptimizerMixin, _deserialize, _serialize
+from course_lib.models.base import SelfSupervisedModel
 
 N_ROTATIONS = 4
 
@@ -58,7 +58,7 @@ def rotation_batch(images):
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
-class RotationPrediction(_PrebuiltOptimizerMixin, keras.Model):
+class RotationPrediction(SelfSupervisedModel):
     """Rotation prediction (Gidaris, Singh & Komodakis, ICLR 2018): encoder + 4-way classifier on rotated images.
 
     ``fit(x_unlabeled)``: every batch is (optionally) augmented, expanded to its four rotations
@@ -68,31 +68,22 @@ class RotationPrediction(_PrebuiltOptimizerMixin, keras.Model):
 
     Args:
         encoder: ``(batch, s, s, c) -> (batch, d)`` for square images, e.g.
-            :func:`course_lib.models.contrastive.build_encoder`.
+            :func:`course_lib.models.encoders.build_encoder`.
         augmenter: optional layer applied with ``training=True`` before rotating (small translations and
             noise make the task harder to solve from pixel-level shortcuts); None for plain images.
         hidden_dim: width of the classifier's hidden layer (0 for a linear classifier).
     """
 
-    def __init__(self, encoder, augmenter=None, hidden_dim: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder = encoder
-        self.augmenter = augmenter
+    METRICS = ("loss", "accuracy")
+
+    def __init__(self, encoder, augmenter=None, hidden_dim: int = 0, seed: int = 0, **kwargs):
+        super().__init__(encoder, augmenter, seed=seed, **kwargs)
         self.hidden_dim = int(hidden_dim)
         head = [keras.Input(shape=(int(encoder.output_shape[-1]),))]
         if self.hidden_dim:
             head.append(layers.Dense(self.hidden_dim, activation="relu"))
         head.append(layers.Dense(N_ROTATIONS, name="rotation_logits"))
         self.rotation_head = keras.Sequential(head, name="rotation_head")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.accuracy_tracker]
-
-    def call(self, images, training=False):
-        return self.encoder(images, training=False)
 
     def rotation_logits(self, images, training=False):
         """Logits ``(batch, 4)`` of the rotation classifier."""
@@ -104,19 +95,8 @@ class RotationPrediction(_PrebuiltOptimizerMixin, keras.Model):
         rotated, labels = rotation_batch(x)
         logits = self.rotation_logits(rotated, training=training)
         loss = ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(ops.mean(ops.cast(ops.argmax(logits, axis=1) == labels, "float32")))
+        self.track(loss=loss, accuracy=ops.mean(ops.cast(ops.argmax(logits, axis=1) == labels, "float32")))
         return loss
 
     def get_config(self):
-        return {**super().get_config(), "encoder": _serialize(self.encoder),
-                "augmenter": None if self.augmenter is None else _serialize(self.augmenter),
-                "hidden_dim": self.hidden_dim}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = _deserialize(config["encoder"])
-        if config.get("augmenter") is not None:
-            config["augmenter"] = _deserialize(config["augmenter"])
-        return cls(**config)
+        return {**super().get_config(), "hidden_dim": self.hidden_dim}

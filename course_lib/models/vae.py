@@ -11,14 +11,15 @@ posterior :math:`q_\\phi(z \\mid x) = \\mathcal N(\\mu_\\phi(x), \\operatorname{
         - \\mathrm{KL}(q_\\phi(z \\mid x) \\,\\|\\, p(z)).
 
 Here the decoder is Bernoulli per pixel, so :math:`-\\log p_\\theta(x\\mid z)` is the binary cross-entropy
-**summed** over pixels (nats), and the KL term has the closed form :func:`gaussian_kl`. The expectation
+**summed** over pixels (nats), and the KL term has the closed form :func:`course_lib.losses.gaussian_kl`. The expectation
 is estimated with one reparameterised sample :math:`z = \\mu + \\sigma \\odot \\varepsilon`,
 :math:`\\varepsilon \\sim \\mathcal N(0, I)` (:class:`Sampling`). The :math:`\\beta`-VAE (Higgins et al.,
 "beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework", ICLR 2017) weights
 the KL term by :math:`\\beta`; :math:`\\beta = 1` is the ELBO.
 
 - :class:`Sampling`: the reparameterisation layer (``keras.random.normal`` with a stored ``SeedGenerator``).
-- :func:`gaussian_kl`, :func:`bernoulli_nll`: the two terms, per example, in nats (``keras.ops``).
+- :func:`course_lib.losses.gaussian_kl`, :func:`course_lib.losses.bernoulli_nll`: the two terms, per example, in
+  nats (``keras.ops``).
 - :class:`VAE`: a ``keras.Model`` whose ``compute_loss`` adds the KL term inside the model and tracks total,
   reconstruction and KL losses separately; ``encoder``, ``decoder``, :meth:`VAE.sample`,
   :meth:`VAE.reconstruct`, :meth:`VAE.elbo_terms`.
@@ -34,7 +35,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from course_lib.models import deserialize_submodels
+from course_lib.losses import bernoulli_nll, gaussian_kl
+from course_lib.models.base import SubmodelConfig
 from course_lib.models.autoencoders import _last_dim
 
 
@@ -79,42 +81,8 @@ class Sampling(layers.Layer):
         return config
 
 
-def gaussian_kl(z_mean, z_log_var):
-    """Closed-form :math:`\\mathrm{KL}(\\mathcal N(\\mu, \\operatorname{diag}\\sigma^2) \\,\\|\\, \\mathcal N(0, I))` per example (nats).
-
-    :math:`\\tfrac12 \\sum_j (\\sigma_j^2 + \\mu_j^2 - 1 - \\log \\sigma_j^2)`
-    (Kingma & Welling, ICLR 2014, appendix B).
-
-    Args:
-        z_mean: float tensor ``(batch, latent_dim)``, :math:`\\mu`.
-        z_log_var: float tensor ``(batch, latent_dim)``, :math:`\\log \\sigma^2`.
-
-    Returns:
-        float tensor ``(batch,)``, non-negative; 0 exactly when :math:`\\mu = 0` and :math:`\\sigma = 1`.
-    """
-    return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
-
-
-def bernoulli_nll(x, logits):
-    """:math:`-\\log p(x \\mid \\text{logits})` of a Bernoulli per pixel, **summed** over pixels, per example (nats).
-
-    :math:`\\sum_d \\operatorname{BCE}(x_d, \\operatorname{sigmoid}(\\ell_d))`, computed from the logits for numerical
-    stability. A proper log-likelihood for binary ``x``; for grey levels in [0, 1] it is a cross-entropy
-    whose minimum is the pixels' entropy, not 0.
-
-    Args:
-        x: float tensor ``(batch, ...)`` of targets in [0, 1].
-        logits: float tensor, same shape.
-
-    Returns:
-        float tensor ``(batch,)``.
-    """
-    per_pixel = ops.binary_crossentropy(x, logits, from_logits=True)
-    return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
-
-
 @keras.saving.register_keras_serializable(package="course_lib")
-class VAE(keras.Model):
+class VAE(SubmodelConfig, keras.Model):
     """A variational autoencoder with a Bernoulli decoder and the KL term inside the model.
 
     Args:
@@ -137,6 +105,8 @@ class VAE(keras.Model):
     Raises:
         ValueError: negative ``beta``, or an encoder whose code size differs from the decoder's input size.
     """
+
+    SUBMODELS = ("encoder", "decoder")
 
     def __init__(self, encoder: keras.Model, decoder: keras.Model, beta: float = 1.0, seed: int | None = None,
                  **kwargs):
@@ -246,14 +216,8 @@ class VAE(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"encoder": keras.saving.serialize_keras_object(self.encoder),
-                       "decoder": keras.saving.serialize_keras_object(self.decoder),
-                       "beta": self.beta, "seed": self.seed})
+        config.update({"beta": self.beta, "seed": self.seed})
         return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**deserialize_submodels(config, ("encoder", "decoder"), custom_objects))
 
 
 def build_vae_encoder(input_shape, latent_dim: int, hidden: Sequence[int] = (128, 64), activation: str = "relu",

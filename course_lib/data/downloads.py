@@ -1,43 +1,31 @@
-"""Datasets for the course: the shared digits split, MNIST / Fashion-MNIST, and labeled subsets.
+"""Downloading and reading the datasets that do not ship with the course (full mode): MNIST, Fashion-MNIST, IMDB.
 
-Every image day uses :func:`load_dataset`, which returns a :class:`Dataset` of float32 images in
-[0, 1] with shape ``(n, height, width, 1)`` and int64 labels, split into a fixed train and test set.
-
-- ``digits`` (default, offline): scikit-learn's handwritten digits, 1,797 real 8x8 images of
-  10 classes (the UCI "Optical Recognition of Handwritten Digits" test set, Alpaydin & Kaynak, 1998),
-  split once with a stratified, seeded 75/25 split (1,347 train / 450 test). Pixel values 0..16
-  are divided by 16.
-- ``mnist`` (LeCun, Bottou, Bengio & Haffner, Proc. IEEE 1998) and ``fashion_mnist`` (Xiao, Rasul
-  & Vollgraf, arXiv:1708.07747, 2017): 28x28 images, their official 60,000 / 10,000 split,
-  downloaded once through ``keras.utils.get_file`` into the data cache (``$COURSE_DATA_DIR`` or
-  ``data/``) and verified against published hashes. Offline and not cached, loading raises
-  :class:`DatasetUnavailable` saying which file to put where.
+Every remote file is a :class:`RemoteFile` (name, origin, published hash). :func:`fetch` makes sure a
+dataset's files are in the cache (``$COURSE_DATA_DIR`` or ``<project>/data``, one sub-folder per
+dataset), downloading what is missing with ``keras.utils.get_file`` and verifying the hash; offline and not
+cached, it raises :class:`DatasetUnavailable` with one line saying which file to put where. The parsers
+(:func:`read_idx`, :func:`read_mnist_npz`, :func:`read_idx_set`, :func:`read_imdb_npz`) turn the cached
+files into arrays and raise :class:`CorruptDataFile` for anything else.
 """
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
+import io
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from course_lib import paths
-from course_lib.config import resolve_dataset
-
-DIGITS_TEST_SIZE = 0.25
-DIGITS_SPLIT_SEED = 0
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-
 
 class DatasetUnavailable(RuntimeError):
     """A dataset file is neither in the cache nor downloadable (offline, or the download failed)."""
@@ -80,163 +68,13 @@ REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
     ),
 }
 
-
-@dataclass(frozen=True)
-class Dataset:
-    """An image dataset with its fixed train / test split.
-
-    Attributes:
-        name: ``"digits"``, ``"mnist"`` or ``"fashion_mnist"``.
-        x_train: float32 array ``(n_train, height, width, 1)``, values in [0, 1].
-        y_train: int64 array ``(n_train,)`` of class indices in ``[0, n_classes)``.
-        x_test: float32 array ``(n_test, height, width, 1)``.
-        y_test: int64 array ``(n_test,)``.
-        class_names: one display name per class.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...]
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(height, width, channels)`` of one image."""
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes."""
-        return len(self.class_names)
-
-    def flat(self, split: str = "train") -> np.ndarray:
-        """Images of ``split`` (``"train"`` or ``"test"``) flattened to float32 ``(n, height * width)``."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        x = self.x_train if split == "train" else self.x_test
-        return x.reshape(len(x), -1)
-
-    def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
-                f"classes={self.n_classes})")
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-def load_dataset(name: str | None = None, max_train: int | None = None, max_test: int | None = None,
-                 seed: int = 0, data_dir: str | os.PathLike | None = None, offline: bool | None = None) -> Dataset:
-    """Load an image dataset with its fixed train / test split.
-
-    Args:
-        name: ``"digits"``, ``"mnist"``, ``"fashion_mnist"`` or None (``$COURSE_DATASET``, default digits).
-        max_train: keep at most this many training images, chosen by a stratified, seeded subsample
-            (None keeps all). Used by quick mode on the 28x28 datasets.
-        max_test: the same for the test set.
-        seed: seed of that subsample (the split itself never changes).
-        data_dir: dataset cache folder (default ``$COURSE_DATA_DIR`` or ``<project>/data``).
-        offline: never download (default: True when ``$COURSE_OFFLINE`` is ``1``/``true``).
-
-    Returns:
-        A :class:`Dataset`; images float32 ``(n, h, w, 1)`` in [0, 1], labels int64.
-
-    Raises:
-        ConfigError: unknown dataset name.
-        DatasetUnavailable: a 28x28 dataset is not cached and cannot be downloaded.
-        CorruptDataFile: a cached file has the wrong hash or cannot be parsed.
-    """
-    name = resolve_dataset(name)
-    if name == "digits":
-        ds = _load_digits()
-    else:
-        arrays = _LOADERS[name](fetch(name, data_dir=data_dir, offline=offline))
-        (x_train, y_train), (x_test, y_test) = arrays
-        names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(str(i) for i in range(10))
-        ds = Dataset(name, _to_images(x_train, 255.0), _to_labels(y_train),
-                     _to_images(x_test, 255.0), _to_labels(y_test), names)
-    if max_train is not None or max_test is not None:
-        ds = Dataset(ds.name, *_subsample(ds.x_train, ds.y_train, max_train, seed),
-                     *_subsample(ds.x_test, ds.y_test, max_test, seed + 1), ds.class_names)
-    return ds
-
-
-@functools.lru_cache(maxsize=1)
-def _load_digits() -> Dataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        bunch.images, bunch.target, test_size=DIGITS_TEST_SIZE, stratify=bunch.target,
-        random_state=DIGITS_SPLIT_SEED)
-    return Dataset("digits", _to_images(x_train, 16.0), _to_labels(y_train),
-                   _to_images(x_test, 16.0), _to_labels(y_test), tuple(str(i) for i in range(10)))
-
-
-def _to_images(x: np.ndarray, scale: float) -> np.ndarray:
-    images = (np.asarray(x, dtype=np.float32) / np.float32(scale))[..., np.newaxis]
-    images.setflags(write=False)
-    return images
-
-
-def _to_labels(y: np.ndarray) -> np.ndarray:
-    labels = np.array(y, dtype=np.int64)  # a copy, made read-only (the digits split is cached)
-    labels.setflags(write=False)
-    return labels
-
-
-def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if n is None or n >= len(y):
-        return x, y
-    if n < len(np.unique(y)):
-        raise ValueError(f"cannot keep {n} examples: fewer than the {len(np.unique(y))} classes")
-    if len(y) - n < len(np.unique(y)):  # too few left out to stratify them: drop a random few
-        keep = np.random.default_rng(seed).choice(len(y), size=n, replace=False)
-        return x[np.sort(keep)], y[np.sort(keep)]
-    from sklearn.model_selection import train_test_split
-
-    keep, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
-    keep = np.sort(keep)
-    return x[keep], y[keep]
-
-
-def labeled_subset(y: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
-    """Indices of a stratified labeled subset: exactly ``per_class`` examples of every class.
-
-    This is the sampler behind every "n labels per class" number of the course.
-
-    Args:
-        y: int array ``(n_samples,)`` of class labels.
-        per_class: how many labeled examples to keep per class (>= 1).
-        seed: seed of the draw; the same seed gives the same indices.
-
-    Returns:
-        Sorted int64 array of ``per_class * n_classes`` distinct indices into ``y``.
-
-    Raises:
-        ValueError: ``per_class`` < 1, or a class has fewer than ``per_class`` examples.
-    """
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (n_samples,), got shape {y.shape}")
-    if int(per_class) != per_class or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        if len(members) < per_class:
-            raise ValueError(f"class {label} has only {len(members)} examples, cannot draw {per_class} per class")
-        chosen.append(rng.choice(members, size=int(per_class), replace=False))
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------------
-# Downloading and parsing MNIST / Fashion-MNIST
-# --------------------------------------------------------------------------------------------
+# The files keras.datasets.imdb downloads, with the hashes keras.datasets.imdb pins.
+IMDB_FILES = (
+    RemoteFile("imdb.npz", _KERAS_ORIGIN + "imdb.npz",
+                "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
+    RemoteFile("imdb_word_index.json", _KERAS_ORIGIN + "imdb_word_index.json",
+                "bfafd718b763782e994055a2d397834f"),
+)
 
 def _offline_default() -> bool:
     return os.environ.get("COURSE_OFFLINE", "").strip().lower() in ("1", "true", "yes")
@@ -336,7 +174,6 @@ def fetch(dataset: str, data_dir: str | os.PathLike | None = None, offline: bool
 
 def missing_files(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Cache paths of ``dataset``'s files that are not there yet (empty for ``digits``)."""
-    dataset = resolve_dataset(dataset)
     return [cache_path(dataset, r, data_dir) for r in REMOTE_FILES.get(dataset, ())
             if not cache_path(dataset, r, data_dir).exists()]
 
@@ -347,7 +184,6 @@ def ensure_available(dataset: str, data_dir: str | os.PathLike | None = None, of
     Raises:
         ConfigError, DatasetUnavailable, CorruptDataFile: as :func:`load_dataset`.
     """
-    dataset = resolve_dataset(dataset)
     if dataset in REMOTE_FILES:
         fetch(dataset, data_dir=data_dir, offline=offline)
 
@@ -383,7 +219,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _load_mnist_npz(files: list[Path]):
+def read_mnist_npz(files: list[Path]):
+    """Arrays ``((x_train, y_train), (x_test, y_test))`` of a cached ``mnist.npz`` (``files[0]``).
+
+    Raises:
+        CorruptDataFile: not an npz with those four arrays, or shapes that do not pair up.
+    """
     path = files[0]
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -395,7 +236,12 @@ def _load_mnist_npz(files: list[Path]):
     return arrays
 
 
-def _load_idx_set(files: list[Path]):
+def read_idx_set(files: list[Path]):
+    """Arrays ``((x_train, y_train), (x_test, y_test))`` of the four cached Fashion-MNIST IDX files.
+
+    Raises:
+        CorruptDataFile: a file that does not parse, or shapes that do not pair up.
+    """
     by_name = {p.name: p for p in files}
     arrays = ((read_idx(by_name["train-images-idx3-ubyte.gz"]), read_idx(by_name["train-labels-idx1-ubyte.gz"])),
               (read_idx(by_name["t10k-images-idx3-ubyte.gz"]), read_idx(by_name["t10k-labels-idx1-ubyte.gz"])))
@@ -410,8 +256,56 @@ def _check_pairs(where, arrays) -> None:
                                   "(expected (n, height, width) and (n,))")
 
 
-_LOADERS = {"mnist": _load_mnist_npz, "fashion_mnist": _load_idx_set}
+READERS = {"mnist": read_mnist_npz, "fashion_mnist": read_idx_set}
+"""The parser of each downloadable image dataset: ``READERS[name](fetch(name))``."""
 
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or error.__class__.__name__
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy object arrays only (what imdb.npz holds); refuses every other global."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def read_imdb_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``imdb.npz``: ``x_train`` / ``x_test`` object arrays of int lists, ``y_train`` / ``y_test`` labels.
+
+    The ragged reviews are stored as pickled object arrays; they are read with an unpickler that only
+    rebuilds numpy arrays, never arbitrary objects (``np.load(allow_pickle=True)`` would run any pickle).
+
+    Raises:
+        course_lib.data.CorruptDataFile: not a zip of ``.npy`` members, or a key is missing.
+    """
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                buffer = io.BytesIO(archive.read(member))
+                try:
+                    array = np.lib.format.read_array(buffer, allow_pickle=False)
+                except ValueError:  # an object array: rebuild it with the restricted unpickler
+                    buffer.seek(0)
+                    major, _ = np.lib.format.read_magic(buffer)
+                    if major == 1:
+                        np.lib.format.read_array_header_1_0(buffer)
+                    else:
+                        np.lib.format.read_array_header_2_0(buffer)
+                    array = _NumpyOnlyUnpickler(buffer).load()
+                arrays[member[:-4]] = array
+    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise CorruptDataFile(f"{path} is not a readable imdb.npz ({error})") from error
+    missing = {"x_train", "x_test"} - set(arrays)
+    if missing:
+        raise CorruptDataFile(f"{path} lacks {sorted(missing)} (expected x_train, y_train, x_test, y_test)")
+    return arrays

@@ -12,11 +12,15 @@ The pipeline is a ``keras.Sequential`` of Keras 3 preprocessing layers (``Random
 ``RandomErasing`` draws patch sizes meant for photographs) and :class:`ClipValues`;
 each layer owns its ``keras.random.SeedGenerator``, so calling the pipeline twice with
 ``training=True`` gives two independent views, and a fixed seed reproduces the whole sequence.
+
+:func:`add_noise` is the other kind of corruption of the course: a seeded NumPy corruption (Gaussian or
+masking noise) that builds the fixed noisy test set of the denoising autoencoder (Day 04).
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 #: Default augmentation strengths (see :func:`build_augmenter`), tuned on the digits.
@@ -147,3 +151,32 @@ def two_views(augmenter, images):
         A pair of tensors of the same shape as ``images``; view ``i`` of both members comes from image ``i``.
     """
     return augmenter(images, training=True), augmenter(images, training=True)
+
+
+def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int = 0) -> np.ndarray:
+    """A corrupted copy of images in [0, 1] (the input is not modified).
+
+    Args:
+        x: array ``(n, ...)`` of pixel values in [0, 1].
+        kind: ``"gaussian"``: add :math:`\\mathcal N(0, \\text{level}^2)` to every pixel and clip to [0, 1];
+            ``"masking"``: set every pixel to 0 independently with probability ``level``.
+        level: noise standard deviation (pixel units) or masking probability.
+        seed: seed of the ``numpy.random.default_rng`` drawing the noise (same seed, same noise).
+
+    Returns:
+        float32 array, same shape as ``x``, values in [0, 1].
+
+    Raises:
+        ValueError: unknown ``kind``, negative ``level`` or a masking probability >= 1.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        if level < 0:
+            raise ValueError(f"level must be >= 0, got {level!r}")
+        return np.clip(x + level * rng.standard_normal(x.shape).astype(np.float32), 0.0, 1.0)
+    if kind == "masking":
+        if not 0 <= level < 1:
+            raise ValueError(f"a masking probability must be in [0, 1), got {level!r}")
+        return np.where(rng.random(x.shape) < level, np.float32(0.0), x).astype(np.float32)
+    raise ValueError(f"kind must be 'gaussian' or 'masking', got {kind!r}")

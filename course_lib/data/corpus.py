@@ -1,4 +1,4 @@
-"""Text for Day 09 (masked language modeling): corpora, a WordPiece vocabulary, tokenization helpers.
+"""Text corpora for Day 09 (masked language modeling), each with a fixed train / validation split.
 
 Corpora (:func:`load_corpus`), each split once into a fixed train / validation split of paragraphs:
 
@@ -17,48 +17,29 @@ Corpora (:func:`load_corpus`), each split once into a fixed train / validation s
 - any folder of ``.txt`` files (UTF-8), read recursively in sorted order, split into paragraphs at
   blank lines, then hash-split like ``pydoc``.
 
-The tokenizer is WordPiece (Schuster & Nakajima, "Japanese and Korean Voice Search", ICASSP 2012; the
-sub-word scheme of BERT), with a vocabulary learned from the *training* split only by
-``keras_hub.tokenizers.compute_word_piece_vocabulary`` and the special tokens :data:`SPECIAL_TOKENS`
-at ids 0..4.
+Tokenisation is in :mod:`course_lib.data.tokenization`; the IMDB files are fetched and parsed by
+:mod:`course_lib.data.downloads`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from course_lib import data as _data
 from course_lib.config import ConfigError
-
-SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
-"""The reserved tokens, in vocabulary order: ids 0 ([PAD]) to 4 ([MASK])."""
-PAD, CLS, SEP, UNK, MASK = SPECIAL_TOKENS
-PAD_ID, CLS_ID, SEP_ID, UNK_ID, MASK_ID = range(len(SPECIAL_TOKENS))
+from course_lib.data import downloads
+from course_lib.data.tokenization import UNK
 
 CORPORA = ("pydoc", "imdb")
 """Named corpora; any existing folder path is accepted as well."""
 DEFAULT_CORPUS = "pydoc"
 VALIDATION_FRACTION = 0.1
-
-_KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-# The files keras.datasets.imdb downloads, with the hashes keras.datasets.imdb pins.
-IMDB_FILES = (
-    _data.RemoteFile("imdb.npz", _KERAS_ORIGIN + "imdb.npz",
-                     "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
-    _data.RemoteFile("imdb_word_index.json", _KERAS_ORIGIN + "imdb_word_index.json",
-                     "bfafd718b763782e994055a2d397834f"),
-)
-
 
 class CorpusUnavailable(RuntimeError):
     """A corpus cannot be read: a folder without usable ``.txt`` files, or IMDB not cached while offline."""
@@ -138,8 +119,8 @@ def load_corpus(name: str | os.PathLike | None = None, max_train: int | None = N
         ConfigError: unknown corpus name.
         ValueError: ``validation_fraction`` outside (0, 1).
         CorpusUnavailable: no usable text, or too little of it to split.
-        course_lib.data.DatasetUnavailable: IMDB is not cached and cannot be downloaded.
-        course_lib.data.CorruptDataFile: a cached IMDB file has the wrong hash or content.
+        course_lib.data.downloads.DatasetUnavailable: IMDB is not cached and cannot be downloaded.
+        course_lib.data.downloads.CorruptDataFile: a cached IMDB file has the wrong hash or content.
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
@@ -288,30 +269,30 @@ def split_train_validation(paragraphs: list[str], validation_fraction: float = V
 # --------------------------------------------------------------------------------------------
 
 def load_imdb_reviews(data_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                      files: tuple[_data.RemoteFile, ...] | None = None) -> tuple[list[str], list[str]]:
+                      files: tuple[downloads.RemoteFile, ...] | None = None) -> tuple[list[str], list[str]]:
     """The IMDB reviews as text: ``(train_reviews, test_reviews)``, 25,000 each in the real files.
 
     Fetches (once) the two files ``keras.datasets.imdb`` uses into ``<data_dir>/imdb/`` with
-    :func:`course_lib.data.fetch_file` (hash-verified; offline and missing, the error says which file to
+    :func:`course_lib.data.downloads.fetch_file` (hash-verified; offline and missing, the error says which file to
     put where), then decodes each review's word ids with the word index.
 
     Args:
         data_dir: cache folder (default ``$COURSE_DATA_DIR`` or ``<project>/data``).
         offline: never download (default from ``$COURSE_OFFLINE``).
-        files: ``(npz, word_index)`` remote files (default :data:`IMDB_FILES`; tests pass small ones).
+        files: ``(npz, word_index)`` remote files (default :data:`course_lib.data.downloads.IMDB_FILES`; tests pass small ones).
 
     Raises:
-        course_lib.data.DatasetUnavailable: a file is missing and cannot be downloaded.
-        course_lib.data.CorruptDataFile: wrong hash, or a file that does not parse.
+        course_lib.data.downloads.DatasetUnavailable: a file is missing and cannot be downloaded.
+        course_lib.data.downloads.CorruptDataFile: wrong hash, or a file that does not parse.
     """
-    paths = _data.fetch("imdb", data_dir=data_dir, offline=offline, files=files or IMDB_FILES)
-    arrays = read_imdb_npz(paths[0])
+    paths = downloads.fetch("imdb", data_dir=data_dir, offline=offline, files=files or downloads.IMDB_FILES)
+    arrays = downloads.read_imdb_npz(paths[0])
     try:
         word_index = json.loads(Path(paths[1]).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise _data.CorruptDataFile(f"{paths[1]} is not a JSON word index: {error}") from error
+        raise downloads.CorruptDataFile(f"{paths[1]} is not a JSON word index: {error}") from error
     if not isinstance(word_index, dict):
-        raise _data.CorruptDataFile(f"{paths[1]} should map words to ids, got {type(word_index).__name__}")
+        raise downloads.CorruptDataFile(f"{paths[1]} should map words to ids, got {type(word_index).__name__}")
     id_to_word = {int(i): str(w) for w, i in word_index.items()}
     return [_decode_review(r, id_to_word) for r in arrays["x_train"]], \
            [_decode_review(r, id_to_word) for r in arrays["x_test"]]
@@ -320,182 +301,3 @@ def load_imdb_reviews(data_dir: str | os.PathLike | None = None, offline: bool |
 def _decode_review(ids, id_to_word: dict[int, str]) -> str:
     # In imdb.npz a word's id is its rank in the word index (keras adds index_from=3 only when loading).
     return " ".join(id_to_word.get(int(i), UNK) for i in ids)
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy object arrays only (what imdb.npz holds); refuses every other global."""
-
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
-                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
-
-
-def read_imdb_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``imdb.npz``: ``x_train`` / ``x_test`` object arrays of int lists, ``y_train`` / ``y_test`` labels.
-
-    The ragged reviews are stored as pickled object arrays; they are read with an unpickler that only
-    rebuilds numpy arrays, never arbitrary objects (``np.load(allow_pickle=True)`` would run any pickle).
-
-    Raises:
-        course_lib.data.CorruptDataFile: not a zip of ``.npy`` members, or a key is missing.
-    """
-    arrays = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                if not member.endswith(".npy"):
-                    continue
-                buffer = io.BytesIO(archive.read(member))
-                try:
-                    array = np.lib.format.read_array(buffer, allow_pickle=False)
-                except ValueError:  # an object array: rebuild it with the restricted unpickler
-                    buffer.seek(0)
-                    major, _ = np.lib.format.read_magic(buffer)
-                    if major == 1:
-                        np.lib.format.read_array_header_1_0(buffer)
-                    else:
-                        np.lib.format.read_array_header_2_0(buffer)
-                    array = _NumpyOnlyUnpickler(buffer).load()
-                arrays[member[:-4]] = array
-    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as error:
-        raise _data.CorruptDataFile(f"{path} is not a readable imdb.npz ({error})") from error
-    missing = {"x_train", "x_test"} - set(arrays)
-    if missing:
-        raise _data.CorruptDataFile(f"{path} lacks {sorted(missing)} (expected x_train, y_train, x_test, y_test)")
-    return arrays
-
-
-# --------------------------------------------------------------------------------------------
-# Vocabulary and tokenizer
-# --------------------------------------------------------------------------------------------
-
-def learn_vocabulary(paragraphs, vocabulary_size: int = 4000, lowercase: bool = True,
-                     strip_accents: bool = True) -> list[str]:
-    """Learn a WordPiece vocabulary from training paragraphs with ``keras_hub``.
-
-    Calls ``keras_hub.tokenizers.compute_word_piece_vocabulary`` (which runs on ``tf.data``: a
-    TensorFlow-only utility, there is no backend-agnostic vocabulary learner in Keras) with
-    :data:`SPECIAL_TOKENS` reserved at ids 0..4.
-
-    Args:
-        paragraphs: iterable of training strings (never the validation split: that would leak).
-        vocabulary_size: the largest vocabulary to learn (the learner may return fewer tokens on a
-            small corpus).
-        lowercase, strip_accents: text normalisation (BERT "uncased").
-
-    Returns:
-        The vocabulary, a list of ``str``; ``vocab[:5] == list(SPECIAL_TOKENS)``; continuation pieces
-        start with ``"##"``.
-
-    Raises:
-        ValueError: no paragraphs, or ``vocabulary_size`` not larger than the number of special tokens.
-    """
-    paragraphs = list(paragraphs)
-    if not paragraphs:
-        raise ValueError("cannot learn a vocabulary from no text")
-    if vocabulary_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"vocabulary_size must exceed {len(SPECIAL_TOKENS)}, got {vocabulary_size}")
-    import keras_hub
-    import tensorflow as tf  # the vocabulary learner consumes a tf.data.Dataset
-
-    return keras_hub.tokenizers.compute_word_piece_vocabulary(
-        tf.data.Dataset.from_tensor_slices(paragraphs), vocabulary_size=vocabulary_size,
-        lowercase=lowercase, strip_accents=strip_accents, reserved_tokens=list(SPECIAL_TOKENS))
-
-
-def build_tokenizer(vocabulary, lowercase: bool = True, strip_accents: bool = True):
-    """A ``keras_hub.tokenizers.WordPieceTokenizer`` for ``vocabulary``, BERT-uncased style.
-
-    ``special_tokens_in_strings=True``, so a literal ``"[MASK]"`` in the input text becomes the mask id
-    (what ``fill_mask("... [MASK] ...")`` needs). The tokenizer returns variable-length id lists; use
-    :func:`encode` for fixed-length model inputs.
-
-    Raises:
-        ValueError: the vocabulary does not start with :data:`SPECIAL_TOKENS`.
-    """
-    vocabulary = list(vocabulary)
-    if tuple(vocabulary[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-        raise ValueError(f"the vocabulary must start with {list(SPECIAL_TOKENS)}, got {vocabulary[:5]}")
-    import keras_hub
-
-    return keras_hub.tokenizers.WordPieceTokenizer(
-        vocabulary=vocabulary, lowercase=lowercase, strip_accents=strip_accents, oov_token=UNK,
-        special_tokens=list(SPECIAL_TOKENS), special_tokens_in_strings=True)
-
-
-def tokenize(tokenizer, paragraphs) -> list[list[int]]:
-    """Token ids of each paragraph (no special tokens added), as Python lists of ints."""
-    paragraphs = list(paragraphs)
-    if not paragraphs:
-        return []
-    out = tokenizer(paragraphs)
-    if hasattr(out, "to_list"):  # a tf.RaggedTensor on the TensorFlow path
-        out = out.to_list()
-    return [[int(t) for t in np.asarray(row).ravel()] for row in out]
-
-
-def encode(tokenizer, paragraphs, sequence_length: int = 64, min_tokens: int = 4) -> np.ndarray:
-    """Fixed-length model inputs: ``[CLS] pieces [SEP] [PAD]...`` per paragraph chunk.
-
-    A paragraph longer than ``sequence_length - 2`` pieces is cut into consecutive chunks of that
-    size (no token is dropped); a chunk with fewer than ``min_tokens`` pieces is dropped.
-
-    Args:
-        tokenizer: from :func:`build_tokenizer`.
-        paragraphs: iterable of strings.
-        sequence_length: ``L``, total length including ``[CLS]`` and ``[SEP]`` (>= 3).
-        min_tokens: shortest chunk kept, in pieces.
-
-    Returns:
-        int32 array ``(n_sequences, sequence_length)``; ``[PAD]`` is 0.
-
-    Raises:
-        ValueError: ``sequence_length`` < 3.
-    """
-    if sequence_length < 3:
-        raise ValueError(f"sequence_length must be at least 3, got {sequence_length}")
-    body = sequence_length - 2
-    rows = []
-    for ids in tokenize(tokenizer, paragraphs):
-        for start in range(0, len(ids), body):
-            chunk = ids[start:start + body]
-            if len(chunk) >= min_tokens:
-                rows.append([CLS_ID, *chunk, SEP_ID] + [PAD_ID] * (body - len(chunk)))
-    return np.asarray(rows, dtype=np.int32).reshape(-1, sequence_length)
-
-
-def decode(vocabulary, ids, skip_special: bool = True) -> str:
-    """Readable text from ids: WordPiece continuations (``##x``) glued to the previous piece.
-
-    Args:
-        vocabulary: list of tokens.
-        ids: iterable of ints.
-        skip_special: drop ``[PAD]``, ``[CLS]``, ``[SEP]`` (``[MASK]`` and ``[UNK]`` are always shown).
-    """
-    words: list[str] = []
-    for i in ids:
-        i = int(i)
-        if skip_special and i in (PAD_ID, CLS_ID, SEP_ID):
-            continue
-        token = vocabulary[i]
-        if token.startswith("##") and words:
-            words[-1] += token[2:]
-        else:
-            words.append(token)
-    return " ".join(words)
-
-
-def token_counts(token_ids: np.ndarray, vocabulary_size: int) -> np.ndarray:
-    """How often each id occurs in ``token_ids`` (any shape), special tokens counted as 0.
-
-    Returns:
-        int64 array ``(vocabulary_size,)``.
-    """
-    counts = np.bincount(np.asarray(token_ids, dtype=np.int64).ravel(), minlength=vocabulary_size)
-    counts = counts[:vocabulary_size].copy()
-    counts[:len(SPECIAL_TOKENS)] = 0
-    return counts

@@ -1,9 +1,7 @@
-"""Evaluating reconstructions: per-example error, PSNR, corruption for denoising, anomaly AUROC.
+"""Evaluating reconstructions: per-example error, PSNR, anomaly AUROC.
 
 - :func:`reconstruction_error`: mean squared (or absolute) error per example.
 - :func:`psnr`: peak signal-to-noise ratio per example, in decibels.
-- :func:`add_noise`: a seeded, NumPy corruption of images (Gaussian or masking noise), to build a fixed
-  noisy test set for denoising.
 - :func:`anomaly_auroc`: area under the ROC curve of an anomaly score (scikit-learn's ``roc_auc_score``).
 """
 
@@ -67,35 +65,6 @@ def psnr(x_true, x_pred, data_range: float = 1.0) -> np.ndarray:
     mse = reconstruction_error(x_true, x_pred, "mse")
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(float(data_range) ** 2 / mse)
-
-
-def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int = 0) -> np.ndarray:
-    """A corrupted copy of images in [0, 1] (the input is not modified).
-
-    Args:
-        x: array ``(n, ...)`` of pixel values in [0, 1].
-        kind: ``"gaussian"``: add :math:`\\mathcal N(0, \\text{level}^2)` to every pixel and clip to [0, 1];
-            ``"masking"``: set every pixel to 0 independently with probability ``level``.
-        level: noise standard deviation (pixel units) or masking probability.
-        seed: seed of the ``numpy.random.default_rng`` drawing the noise (same seed, same noise).
-
-    Returns:
-        float32 array, same shape as ``x``, values in [0, 1].
-
-    Raises:
-        ValueError: unknown ``kind``, negative ``level`` or a masking probability >= 1.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    if kind == "gaussian":
-        if level < 0:
-            raise ValueError(f"level must be >= 0, got {level!r}")
-        return np.clip(x + level * rng.standard_normal(x.shape).astype(np.float32), 0.0, 1.0)
-    if kind == "masking":
-        if not 0 <= level < 1:
-            raise ValueError(f"a masking probability must be in [0, 1), got {level!r}")
-        return np.where(rng.random(x.shape) < level, np.float32(0.0), x).astype(np.float32)
-    raise ValueError(f"kind must be 'gaussian' or 'masking', got {kind!r}")
 
 
 def anomaly_auroc(scores, is_anomaly) -> float:

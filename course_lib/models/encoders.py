@@ -1,0 +1,114 @@
+"""Encoders and heads of the self-supervised methods (Days 07, 08 and 10).
+
+- :func:`build_encoder`: the small convolutional (or MLP) encoder :math:`f` whose output :math:`h` is the
+  representation evaluated with frozen-feature probes (and fine-tuned by FixMatch on Day 10).
+- :func:`build_projection_head`: the MLP :math:`g` mapping :math:`h` to the space :math:`z` where a
+  self-supervised loss is computed (the probes use :math:`h`, not :math:`z`; Chen et al., ICML 2020).
+- :func:`build_predictor`: the bottleneck MLP of SimSiam and BYOL.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def build_encoder(input_shape=(8, 8, 1), kind: str = "conv", width: int = 16, embedding_dim: int = 128,
+                  batch_norm: bool = True, bn_momentum: float = 0.9, name: str = "encoder") -> keras.Model:
+    """A small encoder for 8x8 or 28x28 grayscale images (Functional API).
+
+    ``kind="conv"``: ``[Conv3x3(width) -> BN -> ReLU] -> [Conv3x3(2 width) -> BN -> ReLU] -> MaxPool2``
+    (repeated with a stride-2 stage for inputs larger than 16 pixels) -> ``Flatten`` -> ``Dense(embedding_dim)``
+    -> BN -> ReLU. ``kind="mlp"``: ``Flatten -> [Dense(4 width) -> BN -> ReLU] -> Dense(embedding_dim) -> BN -> ReLU``.
+
+    Args:
+        input_shape: ``(height, width, channels)``, e.g. ``(8, 8, 1)`` or ``(28, 28, 1)``.
+        kind: ``"conv"`` or ``"mlp"``.
+        width: number of filters of the first convolution (units scale with it).
+        embedding_dim: dimension of the representation :math:`h`.
+        batch_norm: use batch normalisation after every hidden layer.
+        bn_momentum: momentum of the batch-normalisation moving statistics. 0.9 rather than Keras' 0.99:
+            short CPU runs have a few hundred steps, and the frozen encoder (inference mode) uses these
+            statistics.
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` mapping float32 ``(batch, *input_shape)`` to float32 ``(batch, embedding_dim)``
+        (non-negative: the last activation is a ReLU).
+
+    Raises:
+        ValueError: unknown ``kind`` or a non-positive size.
+    """
+    if kind not in ("conv", "mlp"):
+        raise ValueError(f"kind must be 'conv' or 'mlp', got {kind!r}")
+    if width < 1 or embedding_dim < 1:
+        raise ValueError(f"width and embedding_dim must be >= 1, got {width}, {embedding_dim}")
+
+    def norm_act(x, label):
+        if batch_norm:
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"{label}_bn")(x)
+        return layers.Activation("relu", name=f"{label}_relu")(x)
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    if kind == "conv":
+        stage = 0
+        while True:
+            stage += 1
+            x = norm_act(layers.Conv2D(width * stage, 3, padding="same", use_bias=not batch_norm,
+                                       name=f"conv{stage}a")(x), f"conv{stage}a")
+            x = norm_act(layers.Conv2D(2 * width * stage, 3, padding="same", use_bias=not batch_norm,
+                                       name=f"conv{stage}b")(x), f"conv{stage}b")
+            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+            if x.shape[1] <= 7:
+                break
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        x = layers.Flatten(name="flatten")(x)
+        x = norm_act(layers.Dense(4 * width, use_bias=not batch_norm, name="dense1")(x), "dense1")
+    x = layers.Dense(embedding_dim, use_bias=not batch_norm, name="embedding")(x)
+    outputs = norm_act(x, "embedding")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_projection_head(input_dim: int = 128, hidden_dim: int = 128, output_dim: int = 64,
+                          batch_norm: bool = True, output_batch_norm: bool = False,
+                          name: str = "projection_head") -> keras.Model:
+    """The projection head :math:`g`: ``Dense(hidden_dim) -> [BN] -> ReLU -> Dense(output_dim) [-> BN]``.
+
+    SimCLR computes the loss on :math:`z = g(h)` and evaluates :math:`h`; the head absorbs the invariances
+    the loss imposes that would otherwise throw away information useful downstream (Chen et al., 2020).
+
+    Args:
+        input_dim: dimension of the representation :math:`h`.
+        hidden_dim, output_dim: widths of the hidden layer and of :math:`z`.
+        batch_norm: batch normalisation after the hidden layer.
+        output_batch_norm: batch normalisation (without scale and offset) on :math:`z`, as SimSiam's projector.
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` mapping float32 ``(batch, input_dim)`` to float32 ``(batch, output_dim)``.
+    """
+    inputs = keras.Input(shape=(int(input_dim),), name="representation")
+    x = layers.Dense(hidden_dim, use_bias=not batch_norm, name="hidden")(inputs)
+    if batch_norm:
+        x = layers.BatchNormalization(name="hidden_bn")(x)
+    x = layers.Activation("relu", name="hidden_relu")(x)
+    outputs = layers.Dense(output_dim, use_bias=not output_batch_norm, name="projection")(x)
+    if output_batch_norm:
+        outputs = layers.BatchNormalization(center=False, scale=False, name="projection_bn")(outputs)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_predictor(dim: int = 64, hidden_dim: int = 32, name: str = "predictor") -> keras.Model:
+    """SimSiam / BYOL predictor :math:`h`: a bottleneck MLP ``Dense(hidden_dim) -> BN -> ReLU -> Dense(dim)``.
+
+    Returns:
+        A ``keras.Model`` mapping float32 ``(batch, dim)`` to float32 ``(batch, dim)``.
+    """
+    inputs = keras.Input(shape=(int(dim),), name="projection")
+    x = layers.Dense(hidden_dim, use_bias=False, name="hidden")(inputs)
+    x = layers.BatchNormalization(name="hidden_bn")(x)
+    x = layers.Activation("relu", name="hidden_relu")(x)
+    outputs = layers.Dense(dim, name="prediction")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,248 @@
+"""FixMatch (Day 10): consistency between a weak and a strong view, with confident pseudo-labels.
+
+FixMatch (Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence",
+NeurIPS 2020): the pseudo-label of an unlabeled image comes from a *weakly* augmented view and is used only
+when the model is confident (:math:`\\max q \\ge \\tau`); the model is trained to predict it on a *strongly*
+augmented view.
+
+- :class:`FixMatch`: the Keras 3 model around any classifier; its ``compute_loss`` is
+  :func:`course_lib.losses.fixmatch_loss`.
+- :func:`build_fixmatch_augmenters`: the weak and the strong view.
+- :func:`fixmatch_batches`: labeled + :math:`\\mu` times as many unlabeled images per batch.
+- :class:`FixMatchTrainer`: trains one compiled model on many label draws without re-tracing.
+
+Nothing here ever reads the labels of the unlabeled data.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import numpy as np
+from keras import ops
+
+from course_lib import losses, training
+from course_lib.models.base import SubmodelConfig
+
+#: Defaults of :class:`FixMatch` / :class:`FixMatchTrainer`, as in Sohn et al. (2020) except the batch size.
+FIXMATCH_DEFAULTS = {"threshold": 0.95, "lambda_u": 1.0, "mu": 7, "batch_size": 16, "learning_rate": 3e-3}
+
+#: Augmentation strengths (see :func:`course_lib.data.augment.build_augmenter`) of the weak and the strong view.
+WEAK_AUGMENT = {"translate": 0.125, "rotate": 0.0, "zoom": 0.0, "noise": 0.0, "erase": 0.0}
+STRONG_AUGMENT = {"translate": 0.2, "rotate": 20.0, "zoom": 0.2, "noise": 0.15, "erase": 0.7}
+
+
+def build_fixmatch_augmenters(image_shape, seed: int = 0, weak: dict | None = None, strong: dict | None = None):
+    """The weak and the strong augmentation of FixMatch, from :func:`course_lib.data.augment.build_augmenter`.
+
+    Weak: a random shift of at most one pixel of an 8x8 image (12.5 % of the side), nothing else — the paper's
+    flip-and-translate minus the flip (a mirrored digit is another symbol). Strong: larger shifts, rotation,
+    zoom, pixel noise and erasing a patch (:data:`STRONG_AUGMENT`), in the spirit of the paper's
+    RandAugment + Cutout.
+
+    Args:
+        image_shape: ``(height, width, channels)``.
+        seed: base seed (the strong pipeline uses ``seed + 10``).
+        weak, strong: strengths overriding :data:`WEAK_AUGMENT` / :data:`STRONG_AUGMENT`.
+
+    Returns:
+        ``(weak, strong)``: two ``keras.Sequential`` pipelines, active with ``training=True``.
+    """
+    from course_lib.data.augment import build_augmenter
+
+    weak_model = build_augmenter(tuple(image_shape), seed=seed, name="weak_augment", **{**WEAK_AUGMENT, **(weak or {})})
+    strong_model = build_augmenter(tuple(image_shape), seed=seed + 10, name="strong_augment",
+                                   **{**STRONG_AUGMENT, **(strong or {})})
+    return weak_model, strong_model
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class FixMatch(SubmodelConfig, keras.Model):
+    r"""FixMatch (Sohn et al., NeurIPS 2020) around any classifier that outputs class probabilities.
+
+    Training data (``fit``): ``x = (x_labeled, x_unlabeled)`` with ``x_labeled`` float ``(B, h, w, c)`` and
+    ``x_unlabeled`` float ``(B, mu, h, w, c)`` — every labeled image travels with :math:`\mu` unlabeled
+    images, so an ordinary batch of ``B`` rows holds ``B`` labeled and ``mu * B`` unlabeled images (the
+    paper's unlabeled ratio :math:`\mu`); ``y`` = int labels ``(B,)`` of the labeled images only.
+    :func:`fixmatch_batches` builds these arrays. The unlabeled images carry no label anywhere.
+
+    Each step: weak views of the labeled images, weak and strong views of the unlabeled ones, one forward
+    pass over the concatenation, then :func:`fixmatch_loss`. Metrics: ``loss``, ``supervised_loss``,
+    ``unlabeled_loss``, ``mask_rate``.
+
+    ``call(images)`` with a plain image tensor returns the classifier's probabilities (no augmentation),
+    so ``predict(x_test)`` works as for the classifier alone. ``call((x_labeled, x_unlabeled))`` always
+    augments (it is the training structure) and returns ``{"labeled", "weak", "strong"}`` probabilities.
+
+    Args:
+        classifier: a ``keras.Model`` ``(batch, h, w, c) -> (batch, K)`` probabilities (softmax output).
+        weak_augmenter, strong_augmenter: layers/models applied with ``training=True``
+            (default :func:`build_fixmatch_augmenters`).
+        threshold: confidence threshold :math:`\tau` in [0, 1].
+        lambda_u: weight :math:`\lambda_u \ge 0` of the unlabeled loss.
+        seed: seed of the default augmenters.
+
+    Raises:
+        ValueError: ``threshold`` outside [0, 1] or ``lambda_u`` < 0.
+    """
+
+    SUBMODELS = ("classifier", "weak_augmenter", "strong_augmenter")
+
+    def __init__(self, classifier, weak_augmenter=None, strong_augmenter=None,
+                 threshold: float = FIXMATCH_DEFAULTS["threshold"], lambda_u: float = FIXMATCH_DEFAULTS["lambda_u"],
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= threshold <= 1.0 or lambda_u < 0:
+            raise ValueError(f"need 0 <= threshold <= 1 and lambda_u >= 0, got {threshold}, {lambda_u}")
+        self.classifier = classifier
+        if weak_augmenter is None or strong_augmenter is None:
+            default_weak, default_strong = build_fixmatch_augmenters(tuple(classifier.input_shape[1:]), seed=seed)
+            weak_augmenter = weak_augmenter if weak_augmenter is not None else default_weak
+            strong_augmenter = strong_augmenter if strong_augmenter is not None else default_strong
+        self.weak_augmenter, self.strong_augmenter = weak_augmenter, strong_augmenter
+        self.threshold, self.lambda_u, self.seed = float(threshold), float(lambda_u), seed
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.supervised_tracker = keras.metrics.Mean(name="supervised_loss")
+        self.unlabeled_tracker = keras.metrics.Mean(name="unlabeled_loss")
+        self.mask_tracker = keras.metrics.Mean(name="mask_rate")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.supervised_tracker, self.unlabeled_tracker, self.mask_tracker]
+
+    def call(self, inputs, training=False):
+        if not isinstance(inputs, (tuple, list)):
+            return self.classifier(inputs, training=training)
+        x_labeled, x_unlabeled = inputs
+        x_unlabeled = ops.reshape(x_unlabeled, (-1, *x_unlabeled.shape[2:]))  # (B, mu, h, w, c) -> (mu B, h, w, c)
+        n_labeled, n_unlabeled = ops.shape(x_labeled)[0], ops.shape(x_unlabeled)[0]
+        views = ops.concatenate([self.weak_augmenter(x_labeled, training=True),
+                                 self.weak_augmenter(x_unlabeled, training=True),
+                                 self.strong_augmenter(x_unlabeled, training=True)], axis=0)
+        probs = self.classifier(views, training=training)  # one pass: batch statistics see all three parts
+        return {"labeled": probs[:n_labeled], "weak": probs[n_labeled:n_labeled + n_unlabeled],
+                "strong": probs[n_labeled + n_unlabeled:]}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y_pred, dict):
+            raise ValueError("FixMatch trains on x = (x_labeled, x_unlabeled) (see fixmatch_batches), "
+                             "not on images alone")
+        terms = losses.fixmatch_loss(y, y_pred["labeled"], y_pred["weak"], y_pred["strong"], self.threshold, self.lambda_u)
+        for tracker, key in ((self.loss_tracker, "loss"), (self.supervised_tracker, "supervised_loss"),
+                             (self.unlabeled_tracker, "unlabeled_loss"), (self.mask_tracker, "mask_rate")):
+            tracker.update_state(terms[key])
+        return terms["loss"]
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "lambda_u": self.lambda_u, "seed": self.seed}
+
+
+def fixmatch_batches(x_labeled, y_labeled, x_unlabeled, mu: int = FIXMATCH_DEFAULTS["mu"],
+                     steps: int = 1000, batch_size: int = FIXMATCH_DEFAULTS["batch_size"], seed: int = 0):
+    """Training arrays for :class:`FixMatch`: ``steps`` batches of ``batch_size`` labeled + ``mu * batch_size``
+    unlabeled images.
+
+    Labeled images are drawn uniformly *with replacement* (there may be only 10 of them); the unlabeled pool
+    is walked through in random order, reshuffled each time it is exhausted.
+
+    Args:
+        x_labeled: float ``(n_labeled, h, w, c)``; y_labeled: int ``(n_labeled,)``.
+        x_unlabeled: float ``(n_unlabeled, h, w, c)`` (no labels).
+        mu: unlabeled images per labeled image (>= 1).
+        steps: number of batches (>= 1).
+        batch_size: labeled images per batch ``B`` (>= 1).
+        seed: NumPy seed of the draws.
+
+    Returns:
+        ``((x_l, x_u), y_l)`` with ``x_l`` ``(steps B, h, w, c)``, ``x_u`` ``(steps B, mu, h, w, c)``,
+        ``y_l`` ``(steps B,)``; pass them to ``fit(..., batch_size=B, shuffle=False)``.
+
+    Raises:
+        ValueError: empty inputs, mismatched labeled arrays, or a size < 1.
+    """
+    x_labeled, x_unlabeled = np.asarray(x_labeled, np.float32), np.asarray(x_unlabeled, np.float32)
+    y_labeled = np.asarray(y_labeled, np.int64)
+    if len(x_labeled) == 0 or len(x_labeled) != len(y_labeled) or len(x_unlabeled) == 0:
+        raise ValueError(f"need labeled images with one label each and a non-empty unlabeled pool, got "
+                         f"{len(x_labeled)} images, {len(y_labeled)} labels, {len(x_unlabeled)} unlabeled")
+    if min(mu, steps, batch_size) < 1:
+        raise ValueError(f"mu, steps and batch_size must be >= 1, got {mu}, {steps}, {batch_size}")
+    rng = np.random.default_rng(seed)
+    n = steps * batch_size
+    labeled = rng.integers(0, len(x_labeled), size=n)
+    passes = int(np.ceil(n * mu / len(x_unlabeled)))
+    unlabeled = np.concatenate([rng.permutation(len(x_unlabeled)) for _ in range(passes)])[:n * mu]
+    return (x_labeled[labeled], x_unlabeled[unlabeled].reshape(n, mu, *x_unlabeled.shape[1:])), y_labeled[labeled]
+
+
+class FixMatchTrainer:
+    """Train :class:`FixMatch` on many label draws with one model, so TensorFlow traces the step only once.
+
+    The model is built and compiled once; :meth:`fit` re-initialises the classifier's weights (fresh
+    random values from a clone, seeded) and the optimizer's state before training, so draws are independent.
+    :meth:`fit_predict` has the ``fit_predict(x_labeled, y_labeled, x_test)`` signature of
+    :func:`course_lib.evaluation.label_efficiency.label_efficiency_curve`.
+
+    Args:
+        build_classifier: ``build_classifier() -> keras.Model`` with softmax output (called once).
+        x_unlabeled: float ``(n_unlabeled, h, w, c)``, the unlabeled pool (e.g. all training images).
+        steps: optimisation steps per fit.
+        epochs: the steps are split into this many Keras epochs (the history logs one value per epoch;
+            every epoch reshuffles the batches).
+        threshold, lambda_u, mu, batch_size, learning_rate: FixMatch hyper-parameters (:data:`FIXMATCH_DEFAULTS`).
+        seed: base seed (weights of draw ``i`` use ``seed + i``, augmentations ``seed``).
+        weak, strong: augmentation strengths for :func:`build_fixmatch_augmenters`.
+        steps_per_execution: training steps per call of the compiled step function (fewer Python round
+            trips; the results are the same).
+
+    Attributes:
+        model: the :class:`FixMatch` model; history: the ``History`` of the last fit.
+    """
+
+    def __init__(self, build_classifier: Callable, x_unlabeled, steps: int = 1500, epochs: int = 10,
+                 threshold: float = FIXMATCH_DEFAULTS["threshold"], lambda_u: float = FIXMATCH_DEFAULTS["lambda_u"],
+                 mu: int = FIXMATCH_DEFAULTS["mu"], batch_size: int = FIXMATCH_DEFAULTS["batch_size"],
+                 learning_rate: float = FIXMATCH_DEFAULTS["learning_rate"], seed: int = 0,
+                 weak: dict | None = None, strong: dict | None = None, steps_per_execution: int = 10):
+        keras.utils.set_random_seed(seed)
+        self.x_unlabeled = np.asarray(x_unlabeled, np.float32)
+        if steps < 1 or not 1 <= epochs <= steps:
+            raise ValueError(f"need steps >= 1 and 1 <= epochs <= steps, got {steps}, {epochs}")
+        self.steps, self.epochs, self.mu, self.batch_size, self.seed = int(steps), int(epochs), int(mu), \
+            int(batch_size), seed
+        classifier = build_classifier()
+        weak_model, strong_model = build_fixmatch_augmenters(tuple(classifier.input_shape[1:]), seed, weak, strong)
+        self.model = FixMatch(classifier, weak_model, strong_model, threshold=threshold, lambda_u=lambda_u, seed=seed)
+        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=steps_per_execution)
+        self._optimizer_state = training.snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
+        self.history = None
+        self.draws = 0
+
+    def reset(self, seed: int) -> None:
+        """Fresh random classifier weights, restarted random generators (all seeded) and a fresh optimizer state."""
+        keras.utils.set_random_seed(seed)
+        fresh = keras.models.clone_model(self.model.classifier)
+        self.model.classifier.set_weights(fresh.get_weights())
+        training.reset_seed_generators(self.model, seed)
+        training.restore_optimizer(self.model.optimizer, self._optimizer_state)
+
+    def fit(self, x_labeled, y_labeled, seed: int | None = None):
+        """Train from scratch on one labeled set; returns the trained :class:`FixMatch` model."""
+        seed = self.seed + self.draws if seed is None else seed
+        self.draws += 1
+        self.reset(seed)
+        (x_l, x_u), y_l = fixmatch_batches(x_labeled, y_labeled, self.x_unlabeled, self.mu,
+                                           self.steps // self.epochs, self.batch_size, seed)
+        self.history = self.model.fit((x_l, x_u), y_l, batch_size=self.batch_size, epochs=self.epochs, shuffle=True,
+                                      verbose=0)
+        return self.model
+
+    def predict(self, x) -> np.ndarray:
+        """Predicted labels ``(n,)`` of images ``x``."""
+        return training.predict_batched(self.model, x).argmax(axis=1)
+
+    def fit_predict(self, x_labeled, y_labeled, x_test) -> np.ndarray:
+        """:meth:`fit` then :meth:`predict` ``x_test``: int labels ``(n_test,)``."""
+        self.fit(x_labeled, y_labeled)
+        return self.predict(x_test)
