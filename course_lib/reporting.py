@@ -53,8 +53,8 @@ def render_table(header, rows, markdown: bool = False, align: str | None = None,
         if len(row) != n:
             raise ValueError(f"row {row!r} has {len(row)} cells, the header has {n}")
     if markdown:
-        marks = ["---" if a == "l" else "---:" for a in align]
-        return "\n".join("| " + " | ".join(row) + " |" for row in [header, marks, *rows])
+        marks = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+        return "\n".join(["| " + " | ".join(header) + " |", marks] + ["| " + " | ".join(row) + " |" for row in rows])
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(n)]
     lines = ["  ".join(cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align)).rstrip()
              for row in [header, *rows]]
