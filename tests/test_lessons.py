@@ -1,4 +1,4 @@
-"""Unit tests for course_lib.notebooks: lessons generated from solution notebooks (nbgrader-style markers)."""
+"""Unit tests for course_lib.lessons: lessons generated from solution notebooks (nbgrader-style markers)."""
 
 import copy
 
