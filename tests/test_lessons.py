@@ -1,4 +1,5 @@
-"""Unit tests for course_lib.lessons: lessons generated from solution notebooks (nbgrader-style markers)."""
+"""Unit tests for course_lib.lessons: lessons generated from solution notebooks (nbgrader-style markers), and the
+notebook helpers cell_source and day_key."""
 
 import copy
 
@@ -249,3 +250,30 @@ def test_generate_lessons_marker_error(course_dirs):
     write(solutions / "day03_pca.ipynb", new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1")]))
     with pytest.raises(MarkerError, match="day03_pca.ipynb, cell 0"):
         generate_lessons(solutions, lessons)
+
+
+# --- cell_source / day_key ------------------------------------------------------------------------
+
+def test_cell_source_joins_lists_and_accepts_dicts():
+    assert notebooks.cell_source(new_code_cell("x = 1\ny = 2")) == "x = 1\ny = 2"
+    assert notebooks.cell_source({"cell_type": "code", "source": ["x = 1\n", "y = 2"]}) == "x = 1\ny = 2"
+    assert notebooks.cell_source({"cell_type": "markdown"}) == ""
+    nb = nbformat.reads(nbformat.writes(solution_notebook()), as_version=4)  # survives a save / load
+    assert notebooks.cell_source(nb.cells[2]) == FUNCTION_SOLUTION
+
+
+@pytest.mark.parametrize("given", [2, "2", "02", "day02", "DAY02", " day2 ", "day02_clustering.ipynb",
+                                   "solutions/day02_clustering.ipynb", "day02_clustering"])
+def test_day_key_normalises(given):
+    assert notebooks.day_key(given) == "day02"
+
+
+def test_day_key_two_digits_and_zero():
+    assert notebooks.day_key(10) == "day10" and notebooks.day_key("day10_semi_supervised.ipynb") == "day10"
+    assert notebooks.day_key("0") == "day00"
+
+
+@pytest.mark.parametrize("bad", ["x", "day", "", "day100", "100", "-1", "day02x", "2.5"])
+def test_day_key_rejects_what_names_no_day(bad):
+    with pytest.raises(ValueError, match="not a day"):
+        notebooks.day_key(bad)

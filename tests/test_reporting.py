@@ -140,3 +140,40 @@ def test_shortcut_is_the_same_function():
     import course_lib
 
     assert course_lib.record_metrics is reporting.record_metrics
+
+
+# --- render_table / strip_ansi ------------------------------------------------------------------
+
+def test_render_table_plain_text_aligns_columns():
+    text = reporting.render_table(["method", "acc"], [["pixels", 0.5], ["SimCLR probe", "0.91"]])
+    assert text.splitlines() == ["method         acc",
+                                 "------------  ----",
+                                 "pixels         0.5",
+                                 "SimCLR probe  0.91"]
+    assert reporting.render_table(["a", "b"], [["x", 1]], rule=False).splitlines() == ["a  b", "x  1"]
+    assert reporting.render_table(["a"], []) == "a\n-"
+
+
+def test_render_table_alignment_and_markdown():
+    rows = [["x", "1", "left"], ["yy", "22", "l"]]
+    lines = reporting.render_table(["name", "n", "note"], rows, align="lrl").splitlines()
+    assert lines[0] == "name   n  note" and lines[2] == "x      1  left" and lines[3] == "yy    22  l"
+    markdown = reporting.render_table(["name", "n", "note"], rows, markdown=True, align="lrl").splitlines()
+    assert markdown == ["| name | n | note |", "|---|---:|---|", "| x | 1 | left |", "| yy | 22 | l |"]
+    assert reporting.render_table(["a", "b"], [[1, 2]], markdown=True).splitlines()[1] == "|---|---:|"
+
+
+def test_render_table_rejects_ragged_rows_and_bad_alignment():
+    with pytest.raises(ValueError, match="cells"):
+        reporting.render_table(["a", "b"], [["only one"]])
+    with pytest.raises(ValueError, match="align"):
+        reporting.render_table(["a", "b"], [], align="l")
+    with pytest.raises(ValueError, match="align"):
+        reporting.render_table(["a", "b"], [], align="lc")
+
+
+def test_strip_ansi():
+    coloured = "\x1b[0;31mValueError\x1b[0m: boom\x1b[1;32m!\x1b[39m"
+    assert reporting.strip_ansi(coloured) == "ValueError: boom!"
+    assert reporting.strip_ansi("plain [0;31m text") == "plain [0;31m text"  # no escape character: unchanged
+    assert reporting.strip_ansi("") == ""
