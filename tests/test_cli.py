@@ -180,6 +180,19 @@ def test_offline_dataset_missing_subprocess(project, tmp_path):
 
 # --- course run, end to end -----------------------------------------------------------------------
 
+LEADERBOARD_CELL = """from course_lib.evaluation.label_efficiency import LabelEfficiencyResult
+from course_lib.evaluation.leaderboard import build_leaderboard, record_leaderboard
+
+results = [LabelEfficiencyResult("pixels", [1, None], [[0.5, 0.7], [0.9]])]
+record_leaderboard(build_leaderboard(results, {"k-means": {"nmi": 0.5, "acc": 0.6}}, "digits", (8, 8, 1), "full"))"""
+
+
+EXPECTED_LEADERBOARD = {"dataset": "digits", "image_shape": [8, 8, 1], "mode": "full",
+                        "classification": {"pixels": {"1": {"mean": 0.6, "std": 0.1, "draws": 2},
+                                      "all": {"mean": 0.9, "std": 0.0, "draws": 1}}},
+                        "clustering": {"k-means": {"nmi": 0.5, "acc": 0.6}}}
+
+
 def test_cmd_run_end_to_end(project, tmp_path, capsys, write_nb):
     solutions = project / "solutions"
     for old in solutions.iterdir():
@@ -188,7 +201,8 @@ def test_cmd_run_end_to_end(project, tmp_path, capsys, write_nb):
              'course_lib.record_metrics("day01", {"acc": 0.5})')
     write_nb(solutions / "day02_fails.ipynb", "x = 1", 'raise ValueError("boom")', "never = True")
     write_nb(solutions / "day03_after.ipynb", "import os\nimport course_lib",
-             'course_lib.record_metrics("day03", {"n": 3, "mode_is_env": float(os.environ["COURSE_MODE"] == "full")})')
+             'course_lib.record_metrics("day03", {"n": 3, "mode_is_env": float(os.environ["COURSE_MODE"] == "full")})',
+             LEADERBOARD_CELL)
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text(json.dumps({"day09": {"wall_s": 1.0, "metrics": {"old": 1}}}),
@@ -225,6 +239,11 @@ def test_cmd_run_end_to_end(project, tmp_path, capsys, write_nb):
     assert str(out / "metrics.json") in captured.out
     assert not (out / "metrics.json.tmp").exists()
 
+    # the leaderboard the day-03 notebook recorded is written beside the metrics
+    assert json.loads((out / "leaderboard.json").read_text(encoding="utf-8")) == EXPECTED_LEADERBOARD
+    assert f"leaderboard written to {out / 'leaderboard.json'}" in captured.out
+    assert not (out / "leaderboard.json.tmp").exists()
+
 
 def test_cmd_run_selected_day_only(project, tmp_path, capsys, write_nb):
     write_nb(project / "solutions" / "day01_intro.ipynb", "import course_lib",
@@ -237,6 +256,7 @@ def test_cmd_run_selected_day_only(project, tmp_path, capsys, write_nb):
     assert recorded == {"day01": {"wall_s": recorded["day01"]["wall_s"], "status": "ok", "mode": "quick",
                                   "dataset": "digits", "metrics": {"acc": 0.25}}}
     assert capsys.readouterr().err == ""
+    assert not (out / "leaderboard.json").exists()  # no notebook recorded one
 
 
 # --- course lessons -------------------------------------------------------------------------------
