@@ -7,6 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from course_lib import lessons, paths
 from course_lib import lessons as notebooks
 from course_lib.lessons import MarkerError, find_regions, generate_lessons, make_lesson
 
@@ -277,3 +278,42 @@ def test_day_key_two_digits_and_zero():
 def test_day_key_rejects_what_names_no_day(bad):
     with pytest.raises(ValueError, match="not a day"):
         notebooks.day_key(bad)
+
+
+# --- solved lessons and solution lines ------------------------------------------------------------
+
+def _two_region_solution():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x * x + 1  # the answer\n"
+                                  "    ### END SOLUTION"),
+        nbformat.v4.new_code_cell("check(f)\n### BEGIN HIDDEN TESTS\nassert f(2) == 5\n### END HIDDEN TESTS"),
+        nbformat.v4.new_markdown_cell("Why?\n### BEGIN SOLUTION\nBecause squares grow faster than lines.\n"
+                                      "### END SOLUTION"),
+    ]
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="old output")]
+    return nb
+
+
+def test_solved_lesson_keeps_solutions_and_drops_markers_and_hidden_tests():
+    solution = _two_region_solution()
+    solved = lessons.solved_lesson(solution)
+    assert solved.cells[0].source == "def f(x):\n    return x * x + 1  # the answer"
+    assert solved.cells[0].outputs == [] and solved.cells[0].execution_count is None
+    assert solved.cells[1].source == "check(f)"
+    assert solved.cells[2].source == "Why?\nBecause squares grow faster than lines."
+    assert "BEGIN" in lessons.cell_source(solution.cells[0])  # the input is not modified
+
+
+def test_solution_lines_are_the_long_lines_of_solution_regions():
+    found = lessons.solution_lines(_two_region_solution())
+    assert found == {"return x * x + 1  # the answer", "Because squares grow faster than lines."}
+    assert "assert f(2) == 5" not in found  # hidden tests are not solutions
+    assert lessons.solution_lines(_two_region_solution(), min_length=100) == set()
+
+
+def test_every_course_solution_has_solution_lines():
+    for path in lessons.solution_notebooks(paths.solutions_dir()):
+        assert lessons.solution_lines(lessons.read(path)), path.name

@@ -177,3 +177,29 @@ def test_strip_ansi():
     assert reporting.strip_ansi(coloured) == "ValueError: boom!"
     assert reporting.strip_ansi("plain [0;31m text") == "plain [0;31m text"  # no escape character: unchanged
     assert reporting.strip_ansi("") == ""
+
+
+# --- show_source ------------------------------------------------------------------------------------
+
+def test_show_source_prints_the_installed_code(capsys):
+    from course_lib.reporting import show_source
+    from course_lib.training import reset_seed_generators
+
+    text = show_source(reset_seed_generators)
+    assert text.startswith("def reset_seed_generators(") and text == capsys.readouterr().out.rstrip("\n") + "\n"
+    with pytest.raises(TypeError, match="no Python source"):
+        show_source(len)
+
+
+def test_show_source_displays_highlighted_code_in_ipython(monkeypatch):
+    import IPython
+    import IPython.display
+
+    from course_lib.reporting import show_source
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    show_source(show_source)
+    (code,) = shown
+    assert isinstance(code, IPython.display.Code) and "def show_source" in code.data

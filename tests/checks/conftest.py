@@ -1,4 +1,4 @@
-"""Every test of a self-check starts with an empty ``course_lib.checks.RESULTS`` (restored afterwards)."""
+"""Every test of a self-check starts with empty ``RESULTS`` and revealed-hint levels (restored afterwards)."""
 
 import pytest
 
@@ -8,3 +8,4 @@ from course_lib import checks
 @pytest.fixture(autouse=True)
 def _fresh_results(monkeypatch):
     monkeypatch.setattr(checks, "RESULTS", {})
+    monkeypatch.setattr(checks, "_REVEALED", {})
