@@ -10,7 +10,7 @@ What a kernel started through :meth:`Sandbox.command` gets (see the README's thr
   ZeroMQ ``ipc://`` sockets in the scratch through ``/proc/<pid>/root``, no network needed;
 - its own PID, IPC and UTS namespaces: every process it starts dies with it;
 - an unprivileged user: in a user namespace as uid 65534 when the grader is not root; when the
-  grader is root, a uid of its own per concurrent sandbox (:data:`ROOT_UID_BASE` + slot) to which the
+  grader is root, a uid of its own per concurrent sandbox (from :data:`ROOT_UID_BASE` on) to which the
   kernel switches before any student code, so that process limits never mix between students;
 - no new user namespaces (seccomp on x86-64 and AArch64, ``--disable-userns`` where available),
   hence no way to mount a tmpfs of its own around the scratch limit;
@@ -38,7 +38,7 @@ SCRATCH = "/tmp"                     # the kernel's working directory, HOME and 
 SOCKETS = "/tmp/.kernel"             # the kernel's ZeroMQ ipc sockets (inside the scratch)
 CONNECTION_FILE = "/run/kernel.json"
 INSIDE_UID = 65534                   # "nobody", the uid inside the user namespace
-ROOT_UID_BASE = 2_100_000_000        # root: sandbox k runs as this uid + k (an unassigned, unprivileged uid)
+ROOT_UID_BASE = 2_100_000_000        # root: sandboxes run as uids from here on (unassigned, unprivileged)
 SHM_MB = 64
 SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Environment variables a sandboxed kernel may inherit (paths into the grader's files are not among them).
@@ -80,8 +80,9 @@ class Sandbox:
     env: tuple[tuple[str, str], ...]
 
     def uid_for(self, slot: int) -> int:
-        """The uid the kernel switches to before student code: its own per slot as root, else none (-1)."""
-        return ROOT_UID_BASE + slot if self.as_root else -1
+        """The uid the kernel switches to before student code: as root, one of its own per grading process
+        and slot (so that process limits never mix between concurrent sandboxes); otherwise none (-1)."""
+        return ROOT_UID_BASE + ((os.getpid() & 0xFFFF) << 8) + (slot & 0xFF) if self.as_root else -1
 
     def environment(self) -> dict[str, str]:
         """The kernel's environment inside the sandbox (to be completed with the run's settings)."""
