@@ -11,6 +11,7 @@ with a per-notebook cap on the bytes of output kept.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -137,7 +138,8 @@ def _provisioner_class():
         """jupyter_client's local provisioner, launching the kernel under the sandbox when there is one."""
 
         sandbox = None
-        sandbox_pidfd: int | None = None   # the sandbox's PID 1 (killing it ends every process inside)
+        sandbox_pid: int | None = None     # the sandbox's PID 1, as the host sees it
+        sandbox_pidfd: int | None = None   # a pidfd of it (killing it ends every process inside)
 
         async def launch_kernel(self, cmd, **kwargs):
             if self.sandbox is None:
@@ -186,7 +188,7 @@ def _provisioner_class():
                 process.kill()
                 process.wait()
                 raise RuntimeError("the sandbox did not start (bwrap's message is in the kernel log)")
-            pid = int(info["child-pid"])
+            pid = self.sandbox_pid = int(info["child-pid"])
             try:
                 self.sandbox_pidfd = os.pidfd_open(pid)
             except (AttributeError, OSError):  # Linux < 5.3: killing bwrap's process group ends it too
@@ -347,12 +349,13 @@ class Kernel:
         started = time.monotonic()
         try:
             await client.async_execute_cell(cell, 0, store_history=store_history)
-        except CellTimeoutError:
-            state = RunState.CANCELLED if cancel is not None and cancel.is_set() else RunState.TIMEOUT
-            return Outcome(state, list(cell.outputs), seconds=time.monotonic() - started)
-        except DeadKernelError:
-            state = RunState.CANCELLED if cancel is not None and cancel.is_set() else RunState.DEAD
-            return Outcome(state, list(cell.outputs), evalue=self.death(), seconds=time.monotonic() - started)
+        except (CellTimeoutError, DeadKernelError) as stopped:
+            await asyncio.sleep(0)   # let nbclient's cancelled polling tasks finish
+            if cancel is not None and cancel.is_set():
+                return Outcome(RunState.CANCELLED, list(cell.outputs), seconds=time.monotonic() - started)
+            if isinstance(stopped, CellTimeoutError):
+                return Outcome(RunState.TIMEOUT, list(cell.outputs), seconds=time.monotonic() - started)
+            return Outcome(RunState.DEAD, list(cell.outputs), evalue=self.death(), seconds=time.monotonic() - started)
         content = (replies[-1].get("content") if replies else None) or {}
         seconds = time.monotonic() - started
         if content.get("status") == "error":
@@ -360,29 +363,56 @@ class Kernel:
         return Outcome(RunState.OK, list(cell.outputs), seconds=seconds)
 
     def kill(self) -> None:
-        """Kill the kernel (safe from another thread: nothing else is touched). In the sandbox this kills
-        its PID 1, which ends every process inside and then bwrap; otherwise the kernel's process group."""
+        """Kill the kernel (safe from another thread: nothing else is touched).
+
+        In the sandbox the kernel process itself is killed first: the sandbox's PID 1 then reaps it (so
+        its CPU time is accounted) and ends, and with it every other process inside and bwrap; should
+        it not, PID 1 is killed, then bwrap's process group. Without the sandbox, the kernel's process
+        group is killed.
+        """
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
         with self._lock:
             pidfd = getattr(self.km.provisioner, "sandbox_pidfd", None)
             if pidfd is not None:
-                try:
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                except OSError:
-                    pass
-        process = self.process
-        if process is not None and process.poll() is None:
-            if pidfd is not None:
-                try:
-                    process.wait(timeout=5)   # bwrap follows its sandbox (and the CPU time it used adds up here)
-                    return
-                except subprocess.TimeoutExpired:
-                    pass
+                for how in (self._kill_kernel_inside, lambda: signal.pidfd_send_signal(pidfd, signal.SIGKILL)):
+                    try:
+                        how()
+                        process.wait(timeout=5)
+                        return
+                    except (OSError, subprocess.TimeoutExpired):
+                        continue
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
             try:
-                os.killpg(process.pid, signal.SIGKILL)
+                process.kill()
             except OSError:
+                pass
+
+    def _kill_kernel_inside(self) -> None:
+        """SIGKILL the sandbox's main process (the kernel), the child of its PID 1."""
+        init = self.km.provisioner.sandbox_pid
+        children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
+        if not children:
+            raise ProcessLookupError("the sandbox has no process left")
+        kernel_fd = os.pidfd_open(int(children[0]))
+        try:   # still PID 1's child once pinned by the pidfd: then the signal reaches that very process
+            if children[0] in Path(f"/proc/{init}/task/{init}/children").read_text().split():
+                signal.pidfd_send_signal(kernel_fd, signal.SIGKILL)
+        finally:
+            os.close(kernel_fd)
+
+    def _reap_sandbox(self) -> None:
+        """Reap the sandbox's PID 1 when bwrap left it to this process (a child subreaper, such as the
+        throughput benchmark), so that the CPU time of the sandbox counts among this process's children."""
+        with self._lock:
+            pidfd = getattr(self.km.provisioner, "sandbox_pidfd", None)
+            if pidfd is not None and hasattr(os, "P_PIDFD"):
                 try:
-                    process.kill()
-                except OSError:
+                    os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+                except OSError:   # not this process's child: the system reaps it
                     pass
 
     def close(self) -> None:
@@ -394,6 +424,7 @@ class Kernel:
                 process.wait(timeout=10)
             except Exception:  # noqa: BLE001 - best effort
                 pass
+        self._reap_sandbox()
         kc = getattr(self.client, "kc", None)
         if kc is not None:
             try:
