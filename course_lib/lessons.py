@@ -185,3 +185,44 @@ def generate_lessons(solutions: Path, lessons: Path, check: bool = False) -> lis
             if not check:
                 stale.unlink()
     return changed
+
+
+def solved_lesson(solution, name: str = "notebook"):
+    """The lesson of ``solution`` with the solutions pasted back in: what a student who solved everything hands in.
+
+    Hidden-test regions are removed (as in :func:`make_lesson`), solution regions keep their code without
+    the marker lines, outputs and execution counts are cleared. The input is not modified.
+
+    Raises:
+        MarkerError: unbalanced markers.
+    """
+    solved = copy.deepcopy(solution)
+    for index, cell in enumerate(solved.cells):
+        source = cell_source(cell)
+        regions = find_regions(source, where=f"{name}, cell {index}")
+        lines = source.split("\n")
+        for region in reversed(regions):
+            body = [] if region.kind == "hidden" else lines[region.start + 1: region.end]
+            lines[region.start: region.end + 1] = body
+        cell.source = "\n".join(lines)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return solved
+
+
+def solution_lines(solution, min_length: int = 16) -> set[str]:
+    """The distinct lines inside the solution regions of a solution notebook, stripped of indentation.
+
+    Lines shorter than ``min_length`` characters (``return z``, ``else:``, a lone bracket) are left out:
+    they identify nothing. Used to prove that a lesson, its outputs and its hints never show a solution.
+    """
+    found = set()
+    for cell in solution.cells:
+        source = cell_source(cell)
+        lines = source.split("\n")
+        for region in find_regions(source):
+            if region.kind == "solution":
+                found.update(line.strip() for line in lines[region.start + 1: region.end]
+                             if len(line.strip()) >= min_length)
+    return found

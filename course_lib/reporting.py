@@ -53,8 +53,8 @@ def render_table(header, rows, markdown: bool = False, align: str | None = None,
         if len(row) != n:
             raise ValueError(f"row {row!r} has {len(row)} cells, the header has {n}")
     if markdown:
-        marks = ["---" if a == "l" else "---:" for a in align]
-        return "\n".join("| " + " | ".join(row) + " |" for row in [header, marks, *rows])
+        marks = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+        return "\n".join(["| " + " | ".join(header) + " |", marks] + ["| " + " | ".join(row) + " |" for row in rows])
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(n)]
     lines = ["  ".join(cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align)).rstrip()
              for row in [header, *rows]]
@@ -130,3 +130,38 @@ def extract_metrics(notebook) -> dict[str, dict]:
             if isinstance(payload, dict) and isinstance(payload.get("metrics"), dict):
                 found.setdefault(str(payload.get("day")), {}).update(payload["metrics"])
     return found
+
+
+def show_source(obj) -> str:
+    """Show the source code of a course_lib function, method or class in the notebook, highlighted.
+
+    The notebooks show the training steps they teach (``compute_loss`` / ``train_step``) this way, from the
+    one copy in course_lib, instead of pasting a second copy that could drift from the code that runs.
+
+    Args:
+        obj: a function, method or class (``contrastive.SimCLR.compute_loss``).
+
+    Returns:
+        The source text (dedented).
+
+    Raises:
+        TypeError: ``obj`` has no Python source (a builtin or a C extension).
+    """
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError) as error:
+        raise TypeError(f"no Python source for {obj!r}: {error}") from None
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+
+        if get_ipython() is not None:
+            display(Code(source, language="python"))
+            return source
+    except ImportError:
+        pass
+    print(source)
+    return source

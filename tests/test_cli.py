@@ -1,7 +1,7 @@
-"""Unit tests for course_lib.paths and the ``course`` command (course_lib.cli).
+"""Unit tests for the ``course`` command (course_lib.cli).
 
-Every test works on a throw-away course checkout made in tmp_path (a pyproject.toml naming the
-project, a solutions/ folder with tiny notebooks), never on the real notebooks.
+Every test works on a throw-away course checkout made in tmp_path (the ``project`` fixture: a pyproject.toml
+naming the project, a solutions/ folder with tiny notebooks), never on the real notebooks.
 """
 
 import json
@@ -13,41 +13,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-import course_lib
 from course_lib import cli, paths
 from course_lib.cli import CourseError, DayRun, format_table, main, select_days
 
-PYPROJECT = '[project]\nname = "learning-without-labels"\nversion = "0.0.0"\n'
-
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
+def _cli_env(clean_course_env, monkeypatch):
     # cmd_run sets COURSE_MODE / COURSE_DATASET for its kernels: setenv first so they are restored
     monkeypatch.setenv("COURSE_MODE", "quick")
     monkeypatch.setenv("COURSE_DATASET", "digits")
-    for name in ("COURSE_OFFLINE", "COURSE_DATA_DIR", "COURSE_BUILD_DIR"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def write_nb(path, *sources):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nb = new_notebook(cells=[new_markdown_cell(f"# {path.stem}")] + [new_code_cell(s) for s in sources])
-    nbformat.write(nb, str(path))
-    return path
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A fake course checkout; the current directory is its root."""
-    root = tmp_path / "course"
-    (root / "solutions").mkdir(parents=True)
-    (root / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
-    write_nb(root / "solutions" / "day01_intro.ipynb", "x = 1")
-    write_nb(root / "solutions" / "day03_pca.ipynb", "y = 2")
-    monkeypatch.chdir(root)
-    return root
 
 
 def run_cli(*args, cwd, env=None):
@@ -64,40 +39,6 @@ def one_error_line(stderr):
     assert lines[0].startswith("course: error:"), stderr
     assert "Traceback" not in stderr
     return lines[0]
-
-
-# --- paths ----------------------------------------------------------------------------------------
-
-def test_project_root_found_from_subfolder(project):
-    deep = project / "lessons" / "sub" / "deeper"
-    deep.mkdir(parents=True)
-    assert paths.project_root(deep) == project.resolve()
-    assert paths.project_root() == project.resolve()  # from the cwd
-    assert paths.solutions_dir() == project.resolve() / "solutions"
-    assert paths.lessons_dir() == project.resolve() / "lessons"
-    assert paths.build_dir() == project.resolve() / "build"
-    assert paths.data_dir() == project.resolve() / "data"
-
-
-def test_project_root_ignores_other_projects(tmp_path):
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "pyproject.toml").write_text('[project]\nname = "something-else"\n', encoding="utf-8")
-    assert not paths._is_project_root(other)
-    # not the unrelated project: falls back to the checkout holding this package (editable install),
-    # else to the start folder itself
-    checkout = Path(course_lib.__file__).resolve().parent.parent
-    expected = checkout if paths._is_project_root(checkout) else other.resolve()
-    assert paths.project_root(other) == expected
-
-
-def test_build_dir_and_data_dir_env_override(project, tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path / "elsewhere" / "build"))
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
-    assert paths.build_dir() == (tmp_path / "elsewhere" / "build").resolve()
-    assert paths.data_dir() == (tmp_path / "cache").resolve()
-    monkeypatch.setenv("COURSE_BUILD_DIR", "~/course-build")
-    assert paths.build_dir() == Path("~/course-build").expanduser().resolve()
 
 
 # --- select_days / format_table -------------------------------------------------------------------
@@ -161,7 +102,7 @@ def test_unknown_day_in_process(project, capsys):
     assert captured.out == ""
 
 
-def test_unknown_day_with_monkeypatched_solutions(tmp_path, monkeypatch, capsys):
+def test_unknown_day_with_monkeypatched_solutions(tmp_path, monkeypatch, capsys, write_nb):
     write_nb(tmp_path / "sols" / "day05_vae.ipynb", "z = 0")
     monkeypatch.setattr(paths, "solutions_dir", lambda: tmp_path / "sols")
     assert main(["run", "day06"]) == 2
@@ -239,7 +180,20 @@ def test_offline_dataset_missing_subprocess(project, tmp_path):
 
 # --- course run, end to end -----------------------------------------------------------------------
 
-def test_cmd_run_end_to_end(project, tmp_path, capsys):
+LEADERBOARD_CELL = """from course_lib.evaluation.label_efficiency import LabelEfficiencyResult
+from course_lib.evaluation.leaderboard import build_leaderboard, record_leaderboard
+
+results = [LabelEfficiencyResult("pixels", [1, None], [[0.5, 0.7], [0.9]])]
+record_leaderboard(build_leaderboard(results, {"k-means": {"nmi": 0.5, "acc": 0.6}}, "digits", (8, 8, 1), "full"))"""
+
+
+EXPECTED_LEADERBOARD = {"dataset": "digits", "image_shape": [8, 8, 1], "mode": "full",
+                        "classification": {"pixels": {"1": {"mean": 0.6, "std": 0.1, "draws": 2},
+                                      "all": {"mean": 0.9, "std": 0.0, "draws": 1}}},
+                        "clustering": {"k-means": {"nmi": 0.5, "acc": 0.6}}}
+
+
+def test_cmd_run_end_to_end(project, tmp_path, capsys, write_nb):
     solutions = project / "solutions"
     for old in solutions.iterdir():
         old.unlink()
@@ -247,7 +201,8 @@ def test_cmd_run_end_to_end(project, tmp_path, capsys):
              'course_lib.record_metrics("day01", {"acc": 0.5})')
     write_nb(solutions / "day02_fails.ipynb", "x = 1", 'raise ValueError("boom")', "never = True")
     write_nb(solutions / "day03_after.ipynb", "import os\nimport course_lib",
-             'course_lib.record_metrics("day03", {"n": 3, "mode_is_env": float(os.environ["COURSE_MODE"] == "full")})')
+             'course_lib.record_metrics("day03", {"n": 3, "mode_is_env": float(os.environ["COURSE_MODE"] == "full")})',
+             LEADERBOARD_CELL)
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text(json.dumps({"day09": {"wall_s": 1.0, "metrics": {"old": 1}}}),
@@ -284,8 +239,13 @@ def test_cmd_run_end_to_end(project, tmp_path, capsys):
     assert str(out / "metrics.json") in captured.out
     assert not (out / "metrics.json.tmp").exists()
 
+    # the leaderboard the day-03 notebook recorded is written beside the metrics
+    assert json.loads((out / "leaderboard.json").read_text(encoding="utf-8")) == EXPECTED_LEADERBOARD
+    assert f"leaderboard written to {out / 'leaderboard.json'}" in captured.out
+    assert not (out / "leaderboard.json.tmp").exists()
 
-def test_cmd_run_selected_day_only(project, tmp_path, capsys):
+
+def test_cmd_run_selected_day_only(project, tmp_path, capsys, write_nb):
     write_nb(project / "solutions" / "day01_intro.ipynb", "import course_lib",
              'course_lib.record_metrics("day01", {"acc": 0.25})')
     out = tmp_path / "out"
@@ -296,11 +256,12 @@ def test_cmd_run_selected_day_only(project, tmp_path, capsys):
     assert recorded == {"day01": {"wall_s": recorded["day01"]["wall_s"], "status": "ok", "mode": "quick",
                                   "dataset": "digits", "metrics": {"acc": 0.25}}}
     assert capsys.readouterr().err == ""
+    assert not (out / "leaderboard.json").exists()  # no notebook recorded one
 
 
 # --- course lessons -------------------------------------------------------------------------------
 
-def test_lessons_check_and_generate(project, capsys):
+def test_lessons_check_and_generate(project, capsys, write_nb):
     write_nb(project / "solutions" / "day01_intro.ipynb", "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION")
     lessons = project / "lessons"
 
@@ -328,7 +289,7 @@ def test_lessons_check_subprocess(project):
     assert not (project / "lessons").exists()
 
 
-def test_lessons_marker_error(project, capsys):
+def test_lessons_marker_error(project, capsys, write_nb):
     write_nb(project / "solutions" / "day03_pca.ipynb", "### BEGIN SOLUTION\nx = 1")
     assert main(["lessons"]) == 1
     line = one_error_line(capsys.readouterr().err)

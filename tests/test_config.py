@@ -7,12 +7,6 @@ from course_lib import config
 from course_lib.config import ConfigError, CourseConfig, resolve_dataset, resolve_mode, setup
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    monkeypatch.delenv("COURSE_MODE", raising=False)
-    monkeypatch.delenv("COURSE_DATASET", raising=False)
-
-
 # --- resolve_mode -----------------------------------------------------------------------------
 
 def test_resolve_mode_default_is_quick():
@@ -58,8 +52,9 @@ def test_config_error_is_a_value_error():
 
 # --- resolve_dataset --------------------------------------------------------------------------
 
-def test_resolve_dataset_default_is_digits():
-    assert resolve_dataset() == "digits"
+def test_resolve_dataset_default_is_mnist5k():
+    assert resolve_dataset() == "mnist5k"
+    assert resolve_dataset("MNIST5K") == "mnist5k"
 
 
 @pytest.mark.parametrize("spelling", ["fashion-mnist", "Fashion-MNIST", "fashion_mnist", " fashion_mnist "])

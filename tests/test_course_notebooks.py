@@ -11,17 +11,13 @@ import nbformat
 import pytest
 
 from course_lib import paths
-from course_lib.lessons import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, find_regions,
-                                  generate_lessons, solution_notebooks)
+from course_lib.lessons import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, cell_source, find_regions,
+                                generate_lessons, solution_notebooks)
 
 ROOT = paths.project_root()
 SOLUTIONS = solution_notebooks(ROOT / "solutions")
 LESSONS = sorted((ROOT / "lessons").glob("day*.ipynb"))
 ALL = SOLUTIONS + LESSONS
-
-
-def _source(cell):
-    return cell.source if isinstance(cell.source, str) else "".join(cell.source)
 
 
 def test_there_are_solution_notebooks():
@@ -52,14 +48,14 @@ def test_lesson_has_no_solution_code_and_every_exercise_raises(solution_path):
     assert len(lesson.cells) == len(solution.cells)
     n_regions = 0
     for index, (s_cell, l_cell) in enumerate(zip(solution.cells, lesson.cells)):
-        lesson_text = _source(l_cell)
+        lesson_text = cell_source(l_cell)
         for marker in (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN):
             assert marker not in lesson_text, f"lesson cell {index} still contains {marker!r}"
-        regions = [r for r in find_regions(_source(s_cell)) if r.kind == "solution"]
+        regions = [r for r in find_regions(cell_source(s_cell)) if r.kind == "solution"]
         if regions and s_cell.cell_type == "code":
             n_regions += len(regions)
             assert lesson_text.count("raise NotImplementedError()") == len(regions), f"cell {index}"
-            solution_lines = _source(s_cell).split("\n")
+            solution_lines = cell_source(s_cell).split("\n")
             for region in regions:  # no line of the solution body survives in the lesson
                 for line in solution_lines[region.start + 1: region.end]:
                     if line.strip() and not line.strip().startswith("#"):
@@ -72,16 +68,16 @@ def test_solution_follows_the_notebook_conventions(path):
     nb = nbformat.read(str(path), as_version=4)
     day = path.name[:5]
     code = [c for c in nb.cells if c.cell_type == "code"]
-    markdown = "\n".join(_source(c) for c in nb.cells if c.cell_type == "markdown")
+    markdown = "\n".join(cell_source(c) for c in nb.cells if c.cell_type == "markdown")
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     for name in ("MODE", "DATASET", "SEED"):
-        assert re.search(rf"^{name}\s*=", _source(params[0]), re.M), f"parameters cell must set {name}"
-    everything = "\n".join(_source(c) for c in code)
+        assert re.search(rf"^{name}\s*=", cell_source(params[0]), re.M), f"parameters cell must set {name}"
+    everything = "\n".join(cell_source(c) for c in code)
     assert "course_lib.setup(" in everything
     assert f'record_metrics("{day}"' in everything, "the notebook records its metrics"
     assert f'assert_all_passed("{day}")' in everything, "the notebook asserts its self-checks"
-    assert "assert " in _source(code[-1]) or "assert " in _source(code[-2]), "ends with quality-floor assertions"
+    assert "assert " in cell_source(code[-1]) or "assert " in cell_source(code[-2]), "ends with quality-floor assertions"
     assert "## References" in markdown
     assert "common mistakes" in markdown.lower()
     assert "$" in markdown, "concepts come with their maths"
@@ -95,10 +91,10 @@ def test_solution_follows_the_notebook_conventions(path):
         grade_ids.add(meta["grade_id"])
         if meta.get("grade"):
             assert meta.get("points", 0) > 0 and meta.get("locked") is True
-            assert BEGIN_HIDDEN in _source(cell), f"{meta['grade_id']} has no hidden tests"
+            assert BEGIN_HIDDEN in cell_source(cell), f"{meta['grade_id']} has no hidden tests"
             points += meta["points"]
         if meta.get("solution"):
-            assert BEGIN_SOLUTION in _source(cell), f"{meta['grade_id']} is a solution cell without markers"
+            assert BEGIN_SOLUTION in cell_source(cell), f"{meta['grade_id']} is a solution cell without markers"
     n_exercises = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
     n_graded = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
     assert 2 <= n_exercises <= 4 and n_graded == n_exercises, "2-4 exercises, each with a graded check cell"

@@ -1,4 +1,5 @@
-"""Unit tests for course_lib.notebooks: lessons generated from solution notebooks (nbgrader-style markers)."""
+"""Unit tests for course_lib.lessons: lessons generated from solution notebooks (nbgrader-style markers), and the
+notebook helpers cell_source and day_key."""
 
 import copy
 
@@ -6,6 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from course_lib import lessons, paths
 from course_lib import lessons as notebooks
 from course_lib.lessons import MarkerError, find_regions, generate_lessons, make_lesson
 
@@ -249,3 +251,69 @@ def test_generate_lessons_marker_error(course_dirs):
     write(solutions / "day03_pca.ipynb", new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1")]))
     with pytest.raises(MarkerError, match="day03_pca.ipynb, cell 0"):
         generate_lessons(solutions, lessons)
+
+
+# --- cell_source / day_key ------------------------------------------------------------------------
+
+def test_cell_source_joins_lists_and_accepts_dicts():
+    assert notebooks.cell_source(new_code_cell("x = 1\ny = 2")) == "x = 1\ny = 2"
+    assert notebooks.cell_source({"cell_type": "code", "source": ["x = 1\n", "y = 2"]}) == "x = 1\ny = 2"
+    assert notebooks.cell_source({"cell_type": "markdown"}) == ""
+    nb = nbformat.reads(nbformat.writes(solution_notebook()), as_version=4)  # survives a save / load
+    assert notebooks.cell_source(nb.cells[2]) == FUNCTION_SOLUTION
+
+
+@pytest.mark.parametrize("given", [2, "2", "02", "day02", "DAY02", " day2 ", "day02_clustering.ipynb",
+                                   "solutions/day02_clustering.ipynb", "day02_clustering"])
+def test_day_key_normalises(given):
+    assert notebooks.day_key(given) == "day02"
+
+
+def test_day_key_two_digits_and_zero():
+    assert notebooks.day_key(10) == "day10" and notebooks.day_key("day10_semi_supervised.ipynb") == "day10"
+    assert notebooks.day_key("0") == "day00"
+
+
+@pytest.mark.parametrize("bad", ["x", "day", "", "day100", "100", "-1", "day02x", "2.5"])
+def test_day_key_rejects_what_names_no_day(bad):
+    with pytest.raises(ValueError, match="not a day"):
+        notebooks.day_key(bad)
+
+
+# --- solved lessons and solution lines ------------------------------------------------------------
+
+def _two_region_solution():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x * x + 1  # the answer\n"
+                                  "    ### END SOLUTION"),
+        nbformat.v4.new_code_cell("check(f)\n### BEGIN HIDDEN TESTS\nassert f(2) == 5\n### END HIDDEN TESTS"),
+        nbformat.v4.new_markdown_cell("Why?\n### BEGIN SOLUTION\nBecause squares grow faster than lines.\n"
+                                      "### END SOLUTION"),
+    ]
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="old output")]
+    return nb
+
+
+def test_solved_lesson_keeps_solutions_and_drops_markers_and_hidden_tests():
+    solution = _two_region_solution()
+    solved = lessons.solved_lesson(solution)
+    assert solved.cells[0].source == "def f(x):\n    return x * x + 1  # the answer"
+    assert solved.cells[0].outputs == [] and solved.cells[0].execution_count is None
+    assert solved.cells[1].source == "check(f)"
+    assert solved.cells[2].source == "Why?\nBecause squares grow faster than lines."
+    assert "BEGIN" in lessons.cell_source(solution.cells[0])  # the input is not modified
+
+
+def test_solution_lines_are_the_long_lines_of_solution_regions():
+    found = lessons.solution_lines(_two_region_solution())
+    assert found == {"return x * x + 1  # the answer", "Because squares grow faster than lines."}
+    assert "assert f(2) == 5" not in found  # hidden tests are not solutions
+    assert lessons.solution_lines(_two_region_solution(), min_length=100) == set()
+
+
+def test_every_course_solution_has_solution_lines():
+    for path in lessons.solution_notebooks(paths.solutions_dir()):
+        assert lessons.solution_lines(lessons.read(path)), path.name

@@ -1,10 +1,14 @@
-"""Tests of course_lib.losses against plain NumPy references on random inputs."""
+"""Tests of course_lib.losses against plain NumPy references on random inputs and closed forms."""
 
+import math
+
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from course_lib import losses
+from course_lib.models.gan import gradients
 
 
 def _normalize(x):
@@ -123,3 +127,67 @@ def test_mse_between_views_and_embedding_std():
     collapsed = np.tile(z[:1], (500, 1)) + 1e-4 * z
     assert float(losses.embedding_std(collapsed)) < 1e-3
     assert float(ops.convert_to_numpy(losses.l2_normalize(np.array([[3.0, 4.0]])))[0, 0]) == pytest.approx(0.6)
+
+
+# --- VAE ------------------------------------------------------------------------------------------
+
+def numpy(t):
+    return np.asarray(ops.convert_to_numpy(t), dtype=np.float64)
+
+
+def test_gaussian_kl_closed_form_and_monte_carlo():
+    assert numpy(losses.gaussian_kl(np.zeros((2, 3), "float32"), np.zeros((2, 3), "float32"))).tolist() == [0.0, 0.0]
+    mean, log_var = np.array([[0.5, -1.0]], "float32"), np.log(np.array([[0.5, 2.0]], "float32"))
+    kl = numpy(losses.gaussian_kl(mean, log_var))[0]
+    rng = np.random.default_rng(0)
+    sigma = np.exp(0.5 * log_var[0])
+    z = mean[0] + sigma * rng.standard_normal((200000, 2))
+    log_q = (-0.5 * ((z - mean[0]) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)).sum(1)
+    log_p = (-0.5 * z ** 2 - 0.5 * np.log(2 * np.pi)).sum(1)
+    assert kl == pytest.approx(np.mean(log_q - log_p), abs=0.01)
+
+
+def test_bernoulli_nll_sums_over_pixels_and_is_stable():
+    x = np.zeros((3, 8, 8, 1), "float32")
+    np.testing.assert_allclose(numpy(losses.bernoulli_nll(x, np.zeros_like(x))), 64 * np.log(2.0), rtol=1e-6)
+    extreme = numpy(losses.bernoulli_nll(np.ones((1, 2, 2, 1), "float32"), np.full((1, 2, 2, 1), -80.0, "float32")))
+    np.testing.assert_allclose(extreme, [320.0], rtol=1e-5)
+
+
+# --- GAN ------------------------------------------------------------------------------------------
+
+def test_losses_match_cross_entropy_and_saturation():
+    real, fake = np.array([[2.0], [-1.0]], np.float32), np.array([[0.5], [-3.0]], np.float32)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    expected_d = -np.mean(np.log(sig(real))) - np.mean(np.log(1 - sig(fake)))
+    assert float(losses.discriminator_loss(real, fake)) == pytest.approx(expected_d, rel=1e-5)
+    assert float(losses.generator_loss(fake)) == pytest.approx(-np.mean(np.log(sig(fake))), rel=1e-5)
+    assert float(losses.generator_loss(fake, non_saturating=False)) == pytest.approx(
+        np.mean(np.log(1 - sig(fake))), rel=1e-5)
+    # where D confidently rejects the fakes, the saturating loss has (almost) no gradient; the other does
+    logit = keras.Variable(np.full((4, 1), -8.0, np.float32))
+    _, (g_ns,) = gradients(lambda: losses.generator_loss(logit), [logit])
+    _, (g_sat,) = gradients(lambda: losses.generator_loss(logit, non_saturating=False), [logit])
+    assert np.abs(np.asarray(g_ns)).mean() > 1000 * np.abs(np.asarray(g_sat)).mean()
+
+
+# --- FixMatch ---------------------------------------------------------------------------------------
+
+def loss_values(out):
+    return {k: float(ops.convert_to_numpy(v)) for k, v in out.items()}
+
+
+def test_fixmatch_loss_hand_computed():
+    y = np.array([1, 0])
+    p_l = np.array([[0.25, 0.75], [0.5, 0.5]], np.float32)
+    p_w = np.array([[0.99, 0.01], [0.3, 0.7], [0.04, 0.96], [0.5, 0.5]], np.float32)
+    p_s = np.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], np.float32)
+    out = loss_values(losses.fixmatch_loss(y, p_l, p_w, p_s, threshold=0.95, lambda_u=3.0))
+    sup = (-math.log(0.75) - math.log(0.5)) / 2
+    unl = (-math.log(0.5) - math.log(0.8)) / 4  # images 0 and 2 are confident; mean over all 4
+    assert out["supervised_loss"] == pytest.approx(sup, abs=1e-5)
+    assert out["unlabeled_loss"] == pytest.approx(unl, abs=1e-5)
+    assert out["mask_rate"] == pytest.approx(0.5)
+    assert out["loss"] == pytest.approx(sup + 3.0 * unl, abs=1e-5)
+    none = loss_values(losses.fixmatch_loss(y, p_l, p_w, p_s, threshold=1.0))
+    assert none["unlabeled_loss"] == 0.0 and none["mask_rate"] == 0.0

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from course_lib import plotting  # noqa: E402
-from course_lib.evaluation import LabelEfficiencyResult  # noqa: E402
+from course_lib.evaluation.label_efficiency import LabelEfficiencyResult  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day01.labeled_subset": Hints(
+        todo="Implement the stratified labeled subset described above the exercise cell.",
+        tiers=("loop over np.unique(y); for each class draw per_class of np.flatnonzero(y == c) with "
+                          "rng.choice(..., replace=False) from rng = np.random.default_rng(seed); raise ValueError "
+                          "when a class has fewer members",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day01.classifier": Hints(
+        todo="Implement the Keras classifier described above the exercise cell.",
+        tiers=("inputs = keras.Input(shape=input_shape); x = layers.Flatten()(inputs); "
+                          "x = layers.Dense(64, activation='relu')(x); "
+                          "outputs = layers.Dense(n_classes, activation='softmax')(x); "
+                          "return keras.Model(inputs, outputs)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def check_labeled_subset(sample_labeled_subset):
@@ -36,10 +53,7 @@ def check_labeled_subset(sample_labeled_subset):
             raise AssertionError("per_class=7 with a class of only 6 examples must raise ValueError")
         return "per-class counts exact, indices distinct, reproducible per seed, ValueError when a class is too small"
 
-    return run_check("day01.labeled_subset", "Exercise 1.1 - stratified labeled subset", test,
-                     hint="loop over np.unique(y); for each class draw per_class of np.flatnonzero(y == c) with "
-                          "rng.choice(..., replace=False) from rng = np.random.default_rng(seed); raise ValueError "
-                          "when a class has fewer members")
+    return run_check("day01.labeled_subset", "Exercise 1.1 - stratified labeled subset", test)
 
 
 def check_classifier(build_classifier):
@@ -64,8 +78,4 @@ def check_classifier(build_classifier):
         expect(tuple(other.output_shape) == (None, 3), f"(28, 28, 1) -> 3 classes gave {other.output_shape}")
         return "maps (batch, 8, 8, 1) to (batch, 10) probabilities, works for other shapes"
 
-    return run_check("day01.classifier", "Exercise 1.2 - Keras classifier", test,
-                     hint="inputs = keras.Input(shape=input_shape); x = layers.Flatten()(inputs); "
-                          "x = layers.Dense(64, activation='relu')(x); "
-                          "outputs = layers.Dense(n_classes, activation='softmax')(x); "
-                          "return keras.Model(inputs, outputs)")
+    return run_check("day01.classifier", "Exercise 1.2 - Keras classifier", test)

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day02.kmeans_pp": Hints(
+        todo="Implement the k-means++ initialisation described above the exercise cell.",
+        tiers=("first center: X[rng.integers(n)]; then d2 = min squared distance of each point to the "
+                          "chosen centers; next center: X[rng.choice(n, p=d2 / d2.sum())]",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day02.lloyd_step": Hints(
+        todo="Implement the one Lloyd iteration described above the exercise cell.",
+        tiers=("distances: ((X[:, None, :] - centers[None]) ** 2).sum(-1); labels = argmin over axis 1; "
+                          "new center j = X[labels == j].mean(0) if any point has label j, else the old center",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day02.cluster_accuracy": Hints(
+        todo="Implement the cluster accuracy described above the exercise cell.",
+        tiers=("build the contingency table C[class, cluster]; rows, cols = "
+                          "scipy.optimize.linear_sum_assignment(C, maximize=True); return C[rows, cols].sum() / n",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _blobs(seed: int = 0, per_blob: int = 30):
@@ -31,9 +50,7 @@ def check_kmeans_plus_plus(kmeans_plus_plus_init):
         expect(np.array_equal(a, b), "the same rng seed must give the same centers (use only the rng passed in)")
         return "centers are data points, one per well-separated blob, reproducible"
 
-    return run_check("day02.kmeans_pp", "Exercise 2.1 - k-means++ initialisation", test,
-                     hint="first center: X[rng.integers(n)]; then d2 = min squared distance of each point to the "
-                          "chosen centers; next center: X[rng.choice(n, p=d2 / d2.sum())]")
+    return run_check("day02.kmeans_pp", "Exercise 2.1 - k-means++ initialisation", test)
 
 
 def check_lloyd_step(lloyd_step):
@@ -58,9 +75,7 @@ def check_lloyd_step(lloyd_step):
                "a center with no points assigned should stay where it was (not become NaN)")
         return "assignment and update steps match the reference; empty clusters keep their center"
 
-    return run_check("day02.lloyd_step", "Exercise 2.2 - one Lloyd iteration", test,
-                     hint="distances: ((X[:, None, :] - centers[None]) ** 2).sum(-1); labels = argmin over axis 1; "
-                          "new center j = X[labels == j].mean(0) if any point has label j, else the old center")
+    return run_check("day02.lloyd_step", "Exercise 2.2 - one Lloyd iteration", test)
 
 
 def check_cluster_accuracy(cluster_accuracy):
@@ -80,6 +95,4 @@ def check_cluster_accuracy(cluster_accuracy):
             expect(np.isclose(got, want), f"on random labels got {got:.4f}, the Hungarian matching gives {want:.4f}")
         return "matches the Hungarian-matching reference, also with more clusters than classes"
 
-    return run_check("day02.cluster_accuracy", "Exercise 2.3 - cluster accuracy", test,
-                     hint="build the contingency table C[class, cluster]; rows, cols = "
-                          "scipy.optimize.linear_sum_assignment(C, maximize=True); return C[rows, cols].sum() / n")
+    return run_check("day02.cluster_accuracy", "Exercise 2.3 - cluster accuracy", test)

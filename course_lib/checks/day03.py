@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day03.pca_svd": Hints(
+        todo="Implement the PCA by SVD described above the exercise cell.",
+        tiers=("mean = X.mean(0); U, S, Vt = np.linalg.svd(X - mean, full_matrices=False); "
+                          "components = Vt[:k]; explained_variance = S[:k] ** 2 / (n - 1)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day03.reconstruct": Hints(
+        todo="Implement the reconstruction from k components described above the exercise cell.",
+        tiers=("codes = (X - mean) @ components.T; return codes @ components + mean",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _data(seed: int = 0):
@@ -32,9 +45,7 @@ def check_pca_svd(pca_svd):
         expect(np.allclose(components @ components.T, np.eye(3), atol=1e-6), "components must be orthonormal rows")
         return "components (up to sign), explained variance and mean match sklearn.decomposition.PCA"
 
-    return run_check("day03.pca_svd", "Exercise 3.1 - PCA by SVD", test,
-                     hint="mean = X.mean(0); U, S, Vt = np.linalg.svd(X - mean, full_matrices=False); "
-                          "components = Vt[:k]; explained_variance = S[:k] ** 2 / (n - 1)")
+    return run_check("day03.pca_svd", "Exercise 3.1 - PCA by SVD", test)
 
 
 def check_reconstruct(reconstruct):
@@ -51,5 +62,4 @@ def check_reconstruct(reconstruct):
                "inverse_transform(transform(X)) (did you add the mean back?)")
         return "matches sklearn's inverse_transform(transform(X))"
 
-    return run_check("day03.reconstruct", "Exercise 3.2 - reconstruction from k components", test,
-                     hint="codes = (X - mean) @ components.T; return codes @ components + mean")
+    return run_check("day03.reconstruct", "Exercise 3.2 - reconstruction from k components", test)

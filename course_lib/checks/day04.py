@@ -4,7 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day04.encoder_decoder": Hints(
+        todo="Implement the encoder and decoder described above the exercise cell.",
+        tiers=("encoder: keras.Input(input_shape) -> layers.Flatten() -> layers.Dense(64, 'relu') -> "
+                          "layers.Dense(latent_dim); decoder: keras.Input((latent_dim,)) -> Dense(64, 'relu') -> "
+                          "Dense(prod(output_shape), 'sigmoid') -> layers.Reshape(output_shape)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day04.add_noise": Hints(
+        todo="Implement the Gaussian noise described above the exercise cell.",
+        tiers=("return np.clip(x + std * rng.standard_normal(x.shape), 0.0, 1.0).astype(np.float32)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day04.auroc": Hints(
+        todo="Implement the anomaly AUROC described above the exercise cell.",
+        tiers=("compare every anomaly score with every normal score: "
+                          "diff = s[anomaly][:, None] - s[normal][None, :]; "
+                          "auroc = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _digits(n: int = 256) -> np.ndarray:
@@ -50,10 +70,7 @@ def check_encoder_decoder(build_encoder, build_decoder):
         return (f"shapes right for 8x8 and 28x28, outputs in [0, 1], one connected model, loss "
                 f"{history[0]:.4f} -> {history[-1]:.4f}")
 
-    return run_check("day04.encoder_decoder", "Exercise 4.1 - encoder and decoder", test,
-                     hint="encoder: keras.Input(input_shape) -> layers.Flatten() -> layers.Dense(64, 'relu') -> "
-                          "layers.Dense(latent_dim); decoder: keras.Input((latent_dim,)) -> Dense(64, 'relu') -> "
-                          "Dense(prod(output_shape), 'sigmoid') -> layers.Reshape(output_shape)")
+    return run_check("day04.encoder_decoder", "Exercise 4.1 - encoder and decoder", test)
 
 
 def check_add_noise(add_gaussian_noise):
@@ -84,8 +101,7 @@ def check_add_noise(add_gaussian_noise):
                "std 0 must return the images unchanged")
         return "shape kept, input untouched, zero-mean noise of the right std, clipped to [0, 1], reproducible"
 
-    return run_check("day04.add_noise", "Exercise 4.2 - Gaussian noise", test,
-                     hint="return np.clip(x + std * rng.standard_normal(x.shape), 0.0, 1.0).astype(np.float32)")
+    return run_check("day04.add_noise", "Exercise 4.2 - Gaussian noise", test)
 
 
 def check_auroc(auroc):
@@ -108,7 +124,4 @@ def check_auroc(auroc):
             expect(np.isclose(got, want), f"trial {trial}: got {got:.4f}, sklearn's roc_auc_score gives {want:.4f}")
         return "matches sklearn.metrics.roc_auc_score, ties included"
 
-    return run_check("day04.auroc", "Exercise 4.3 - anomaly AUROC", test,
-                     hint="compare every anomaly score with every normal score: "
-                          "diff = s[anomaly][:, None] - s[normal][None, :]; "
-                          "auroc = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size")
+    return run_check("day04.auroc", "Exercise 4.3 - anomaly AUROC", test)

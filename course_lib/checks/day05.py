@@ -4,7 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day05.sampling": Hints(
+        todo="Implement the the sampling layer described above the exercise cell.",
+        tiers=("in __init__: self.seed_generator = keras.random.SeedGenerator(seed); in call: "
+                          "eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator); "
+                          "return z_mean + ops.exp(0.5 * z_log_var) * eps",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day05.kl": Hints(
+        todo="Implement the the KL term described above the exercise cell.",
+        tiers=("0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day05.reconstruction": Hints(
+        todo="Implement the the reconstruction term described above the exercise cell.",
+        tiers=("per_pixel = ops.binary_crossentropy(x, logits, from_logits=True); "
+                          "return ops.sum(ops.reshape(per_pixel, (ops.shape(x)[0], -1)), axis=-1)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -49,10 +68,7 @@ def check_sampling_layer(sampling_class):
                                                    f"shape (None, 4), got {tuple(symbolic.shape)}")
         return "z = mean + exp(log_var / 2) * eps with the right moments, reproducible per seed, works in a graph"
 
-    return run_check("day05.sampling", "Exercise 5.2 - the sampling layer", test,
-                     hint="in __init__: self.seed_generator = keras.random.SeedGenerator(seed); in call: "
-                          "eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator); "
-                          "return z_mean + ops.exp(0.5 * z_log_var) * eps")
+    return run_check("day05.sampling", "Exercise 5.2 - the sampling layer", test)
 
 
 def check_kl_divergence(kl_divergence):
@@ -76,8 +92,7 @@ def check_kl_divergence(kl_divergence):
                                                   f"{want[0]:.4f} (sign? factor 1/2? sum, not mean?)")
         return "0 at the prior, 0.5 nats for a unit shift, matches the closed form on random inputs"
 
-    return run_check("day05.kl", "Exercise 5.3 - the KL term", test,
-                     hint="0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)")
+    return run_check("day05.kl", "Exercise 5.3 - the KL term", test)
 
 
 def check_reconstruction_nll(reconstruction_nll):
@@ -107,6 +122,4 @@ def check_reconstruction_nll(reconstruction_nll):
         expect(np.allclose(got, _numpy(bernoulli_nll(x, logits)), rtol=1e-4), "differs from course_lib's bernoulli_nll")
         return "summed over pixels, from logits, stable for extreme logits"
 
-    return run_check("day05.reconstruction", "Exercise 5.1 - the reconstruction term", test,
-                     hint="per_pixel = ops.binary_crossentropy(x, logits, from_logits=True); "
-                          "return ops.sum(ops.reshape(per_pixel, (ops.shape(x)[0], -1)), axis=-1)")
+    return run_check("day05.reconstruction", "Exercise 5.1 - the reconstruction term", test)

@@ -7,7 +7,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day06.generator": Hints(
+        todo="Implement the generator described above the exercise cell.",
+        tiers=("Input((latent_dim,)) -> Dense((h//4)*(w//4)*C) -> Reshape((h//4, w//4, C)) -> two "
+                          "Conv2DTranspose(..., strides=2, padding='same'), the last with image_shape[-1] channels "
+                          "and activation='tanh'",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day06.discriminator": Hints(
+        todo="Implement the discriminator described above the exercise cell.",
+        tiers=("Input(image_shape) -> Conv2D(32, 4, strides=2, padding='same') -> LeakyReLU(0.2) -> "
+                          "Conv2D(64, 4, strides=2, padding='same') -> LeakyReLU(0.2) -> Flatten -> Dense(1)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day06.losses": Hints(
+        todo="Implement the GAN losses described above the exercise cell.",
+        tiers=("-log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l): "
+                          "L_D = mean(softplus(-real)) + mean(softplus(fake)); L_G = mean(softplus(-fake))",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day06.train_step": Hints(
+        todo="Implement the one alternating train step described above the exercise cell.",
+        tiers=("d_loss, grads = gradients(lambda: discriminator_loss(D(real), D(G(z))), "
+                          "D.trainable_weights); d_optimizer.apply_gradients(zip(grads, D.trainable_weights)); then "
+                          "the same with generator_loss(D(G(z))) and G.trainable_weights",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _noise(n, latent_dim, seed=0):
@@ -36,10 +62,7 @@ def check_generator(make_generator):
             expect(np.abs(images[0] - images[1]).max() > 1e-4, "different noise vectors should give different images")
         return "noise (None, latent_dim) -> images (n, h, w, c) in [-1, 1], for 8x8 and 28x28"
 
-    return run_check("day06.generator", "Exercise 6.1a - generator", test,
-                     hint="Input((latent_dim,)) -> Dense((h//4)*(w//4)*C) -> Reshape((h//4, w//4, C)) -> two "
-                          "Conv2DTranspose(..., strides=2, padding='same'), the last with image_shape[-1] channels "
-                          "and activation='tanh'")
+    return run_check("day06.generator", "Exercise 6.1a - generator", test)
 
 
 def check_discriminator(make_discriminator):
@@ -63,9 +86,7 @@ def check_discriminator(make_discriminator):
                    "apply the sigmoid themselves")
         return "images -> one unbounded logit per image, for 8x8 and 28x28"
 
-    return run_check("day06.discriminator", "Exercise 6.1b - discriminator", test,
-                     hint="Input(image_shape) -> Conv2D(32, 4, strides=2, padding='same') -> LeakyReLU(0.2) -> "
-                          "Conv2D(64, 4, strides=2, padding='same') -> LeakyReLU(0.2) -> Flatten -> Dense(1)")
+    return run_check("day06.discriminator", "Exercise 6.1b - discriminator", test)
 
 
 def check_losses(discriminator_loss, generator_loss):
@@ -92,9 +113,7 @@ def check_losses(discriminator_loss, generator_loss):
                "the losses overflow for logits of +-200: compute them from logits (softplus), not log(sigmoid(.))")
         return "both losses match the reference, are non-saturating and stable for large logits"
 
-    return run_check("day06.losses", "Exercise 6.2 - GAN losses", test,
-                     hint="-log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l): "
-                          "L_D = mean(softplus(-real)) + mean(softplus(fake)); L_G = mean(softplus(-fake))")
+    return run_check("day06.losses", "Exercise 6.2 - GAN losses", test)
 
 
 def _check_models(seed=0):
@@ -200,7 +219,4 @@ def check_train_step(train_step):
         expect(np.isclose(g_loss, g_loss_ref, rtol=1e-4), f"g_loss {g_loss:.5f}, expected {g_loss_ref:.5f}")
         return "discriminator step then generator step, each updating only its own network, as the reference"
 
-    return run_check("day06.train_step", "Exercise 6.3 - one alternating train step", test,
-                     hint="d_loss, grads = gradients(lambda: discriminator_loss(D(real), D(G(z))), "
-                          "D.trainable_weights); d_optimizer.apply_gradients(zip(grads, D.trainable_weights)); then "
-                          "the same with generator_loss(D(G(z))) and G.trainable_weights")
+    return run_check("day06.train_step", "Exercise 6.3 - one alternating train step", test)

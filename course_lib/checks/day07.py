@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day07.augmenter": Hints(
+        todo="Implement the augmentation pipeline described above the exercise cell.",
+        tiers=("keras.Sequential([keras.Input(image_shape), layers.RandomTranslation(0.125, 0.125, "
+                          "fill_mode='constant', seed=seed), layers.RandomRotation(10 / 360, fill_mode='constant', "
+                          "seed=seed + 1), layers.GaussianNoise(0.1, seed=seed + 2), <clip to [0, 1]>])",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day07.nt_xent": Hints(
+        todo="Implement the NT-Xent loss described above the exercise cell.",
+        tiers=("u = l2-normalize(concat([z1, z2])); logits = u @ u.T / temperature; set the diagonal to "
+                          "-1e9; the positive of row i is i + N (mod 2N); loss = mean sparse cross-entropy "
+                          "(from_logits=True) over the 2N rows",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _numpy(x):
@@ -42,10 +58,7 @@ def check_augmenter(build_view_augmenter):
         expect(big.shape == (2, 28, 28, 1), "the pipeline must also work for 28x28 images")
         return "shape kept, values in [0, 1], identity at inference, independent views close to their image, seeded"
 
-    return run_check("day07.augmenter", "Exercise 7.1 - augmentation pipeline", test,
-                     hint="keras.Sequential([keras.Input(image_shape), layers.RandomTranslation(0.125, 0.125, "
-                          "fill_mode='constant', seed=seed), layers.RandomRotation(10 / 360, fill_mode='constant', "
-                          "seed=seed + 1), layers.GaussianNoise(0.1, seed=seed + 2), <clip to [0, 1]>])")
+    return run_check("day07.augmenter", "Exercise 7.1 - augmentation pipeline", test)
 
 
 def check_nt_xent(nt_xent):
@@ -70,7 +83,4 @@ def check_nt_xent(nt_xent):
                "(is the self-similarity excluded from the denominator? are the vectors L2-normalized?)")
         return "matches the reference on random inputs, symmetric, self-similarity masked"
 
-    return run_check("day07.nt_xent", "Exercise 7.2 - NT-Xent loss", test,
-                     hint="u = l2-normalize(concat([z1, z2])); logits = u @ u.T / temperature; set the diagonal to "
-                          "-1e9; the positive of row i is i + N (mod 2N); loss = mean sparse cross-entropy "
-                          "(from_logits=True) over the 2N rows")
+    return run_check("day07.nt_xent", "Exercise 7.2 - NT-Xent loss", test)

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day08.momentum_update": Hints(
+        todo="Implement the momentum update described above the exercise cell.",
+        tiers=("for t, o in zip(target_weights, online_weights): t.assign(momentum * t + (1 - momentum) * o)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day08.stop_gradient_loss": Hints(
+        todo="Implement the stop-gradient loss described above the exercise cell.",
+        tiers=("D(p, z) = -mean(sum(normalize(p) * normalize(ops.stop_gradient(z)), axis=1)); "
+                          "loss = 0.5 * D(p1, z2) + 0.5 * D(p2, z1)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day08.rotation_batch": Hints(
+        todo="Implement the rotation pretext batch described above the exercise cell.",
+        tiers=("rot90 once = ops.flip(ops.transpose(x, (0, 2, 1, 3)), axis=1); apply it k times; "
+                          "labels = ops.repeat(ops.arange(4), N)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _numpy(x):
@@ -38,8 +56,7 @@ def check_momentum_update(momentum_update):
         expect(all(np.allclose(_numpy(t), b) for t, b in zip(target, before)), "momentum 1 must leave the target frozen")
         return "in-place exponential moving average; momentum 0 copies, momentum 1 freezes"
 
-    return run_check("day08.momentum_update", "Exercise 8.1 - momentum update", test,
-                     hint="for t, o in zip(target_weights, online_weights): t.assign(momentum * t + (1 - momentum) * o)")
+    return run_check("day08.momentum_update", "Exercise 8.1 - momentum update", test)
 
 
 def check_stop_gradient_loss(simsiam_loss):
@@ -72,9 +89,7 @@ def check_stop_gradient_loss(simsiam_loss):
                    "the predictions p1 / p2 must receive a gradient")
         return "matches the reference; no gradient reaches the targets z"
 
-    return run_check("day08.stop_gradient_loss", "Exercise 8.2 - stop-gradient loss", test,
-                     hint="D(p, z) = -mean(sum(normalize(p) * normalize(ops.stop_gradient(z)), axis=1)); "
-                          "loss = 0.5 * D(p1, z2) + 0.5 * D(p2, z1)")
+    return run_check("day08.stop_gradient_loss", "Exercise 8.2 - stop-gradient loss", test)
 
 
 def check_rotation_batch(rotation_batch):
@@ -92,6 +107,4 @@ def check_rotation_batch(rotation_batch):
                    "counter-clockwise)")
         return "all four rotations, in order, with the right labels"
 
-    return run_check("day08.rotation_batch", "Exercise 8.3 - rotation pretext batch", test,
-                     hint="rot90 once = ops.flip(ops.transpose(x, (0, 2, 1, 3)), axis=1); apply it k times; "
-                          "labels = ops.repeat(ops.arange(4), N)")
+    return run_check("day08.rotation_batch", "Exercise 8.3 - rotation pretext batch", test)

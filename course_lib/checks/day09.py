@@ -5,10 +5,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
 
 _SPECIAL = (0, 1, 2, 3, 4)  # [PAD], [CLS], [SEP], [UNK], [MASK]
 _MASK = 4
+
+
+HINTS = register_hints({
+    "day09.mask_tokens": Hints(
+        todo="Implement the BERT's masking rule described above the exercise cell.",
+        tiers=("eligible = ~np.isin(token_ids, special_token_ids); selected = eligible & "
+                          "(rng.random(shape) < 0.15); u = rng.random(shape); on a copy set [MASK] where selected & "
+                          "(u < 0.8), a random ordinary id (rng.integers(5, vocabulary_size)) where selected & "
+                          "(0.8 <= u < 0.9), leave the rest",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day09.masked_lm_metrics": Hints(
+        todo="Implement the loss and accuracy on the masked positions described above the exercise cell.",
+        tiers=("log_probs = logits - logsumexp(logits, axis=-1, keepdims=True); nll = -take_along_axis("
+                          "log_probs, ids[..., None], -1)[..., 0]; loss = (nll * w).sum() / w.sum(); top-k: the target "
+                          "is among the k largest logits; weight every accuracy by w the same way",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day09.nearest_tokens": Hints(
+        todo="Implement the nearest tokens by embedding described above the exercise cell.",
+        tiers=("normalise the rows: E / norm(E, axis=1, keepdims=True); sims = E_unit @ E_unit[i]; set the "
+                          "token itself and ids 0..4 to -inf; take np.argsort(-sims)[:k]",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def synthetic_batch(seed: int = 0, batch: int = 400, length: int = 64, vocabulary_size: int = 500) -> np.ndarray:
@@ -87,11 +109,7 @@ def check_mask_tokens(mask_tokens):
                 f"[MASK] / random / unchanged = {ours['mask_share']:.2f} / {ours['random_share']:.2f} / "
                 f"{ours['unchanged_share']:.2f}; special tokens never selected")
 
-    return run_check("day09.mask_tokens", "Exercise 9.1 - BERT's masking rule", test,
-                     hint="eligible = ~np.isin(token_ids, special_token_ids); selected = eligible & "
-                          "(rng.random(shape) < 0.15); u = rng.random(shape); on a copy set [MASK] where selected & "
-                          "(u < 0.8), a random ordinary id (rng.integers(5, vocabulary_size)) where selected & "
-                          "(0.8 <= u < 0.9), leave the rest")
+    return run_check("day09.mask_tokens", "Exercise 9.1 - BERT's masking rule", test)
 
 
 def check_masked_lm_metrics(masked_lm_metrics):
@@ -123,10 +141,7 @@ def check_masked_lm_metrics(masked_lm_metrics):
                f"top-5 accuracy {topk:.4f}, expected {float(acc5.result()):.4f}")
         return f"loss {loss:.4f}, top-1 {top1:.3f}, top-5 {topk:.3f} equal Keras's weighted loss and metrics"
 
-    return run_check("day09.masked_lm_metrics", "Exercise 9.2 - loss and accuracy on the masked positions", test,
-                     hint="log_probs = logits - logsumexp(logits, axis=-1, keepdims=True); nll = -take_along_axis("
-                          "log_probs, ids[..., None], -1)[..., 0]; loss = (nll * w).sum() / w.sum(); top-k: the target "
-                          "is among the k largest logits; weight every accuracy by w the same way")
+    return run_check("day09.masked_lm_metrics", "Exercise 9.2 - loss and accuracy on the masked positions", test)
 
 
 def check_nearest_tokens(nearest_tokens):
@@ -153,6 +168,4 @@ def check_nearest_tokens(nearest_tokens):
             expect(not set(names) & set(vocabulary[:5]), "special tokens should never be proposed")
         return "cosine-similarity neighbours match the reference; no self, no special tokens"
 
-    return run_check("day09.nearest_tokens", "Exercise 9.3 - nearest tokens by embedding", test,
-                     hint="normalise the rows: E / norm(E, axis=1, keepdims=True); sims = E_unit @ E_unit[i]; set the "
-                          "token itself and ids 0..4 to -inf; take np.argsort(-sims)[:k]")
+    return run_check("day09.nearest_tokens", "Exercise 9.3 - nearest tokens by embedding", test)

@@ -6,7 +6,23 @@ import math
 
 import numpy as np
 
-from course_lib.checks import assert_all_passed, expect, run_check, summary  # noqa: F401 (re-exported for the notebook)
+from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+
+
+HINTS = register_hints({
+    "day10.select_pseudo_labels": Hints(
+        todo="Implement the pseudo-label selection described above the exercise cell.",
+        tiers=("confidence = probabilities.max(axis=1); indices = np.flatnonzero(confidence >= threshold); "
+                          "labels = probabilities[indices].argmax(axis=1)",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+    "day10.fixmatch_loss": Hints(
+        todo="Implement the the FixMatch loss described above the exercise cell.",
+        tiers=("sup = mean(sparse_categorical_crossentropy(y, probs_labeled)); "
+                          "q = stop_gradient(probs_weak); "
+                          "mask = cast(max(q, -1) >= threshold); unl = mean(mask * sparse_categorical_crossentropy("
+                          "argmax(q, -1), probs_strong)) -- a mean over ALL unlabeled images",
+               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+})
 
 
 def _as_int_array(name, value):
@@ -56,9 +72,7 @@ def check_select_pseudo_labels(select_pseudo_labels):
                    f"on random probabilities with threshold {threshold}: wrong pseudo-labels")
         return "keeps exactly the rows with max probability >= threshold, labels = argmax, matches the reference"
 
-    return run_check("day10.select_pseudo_labels", "Exercise 10.1 - pseudo-label selection", test,
-                     hint="confidence = probabilities.max(axis=1); indices = np.flatnonzero(confidence >= threshold); "
-                          "labels = probabilities[indices].argmax(axis=1)")
+    return run_check("day10.select_pseudo_labels", "Exercise 10.1 - pseudo-label selection", test)
 
 
 def _numpy(value) -> float:
@@ -112,8 +126,4 @@ def check_fixmatch_loss(fixmatch_loss):
                        f"on random inputs {key} = {_numpy(got[key]):.4f}, the reference gives {_numpy(want[key]):.4f}")
         return "hand-computed values, lambda_u and threshold behave, matches the reference"
 
-    return run_check("day10.fixmatch_loss", "Exercise 10.2 - the FixMatch loss", test,
-                     hint="sup = mean(sparse_categorical_crossentropy(y, probs_labeled)); "
-                          "q = stop_gradient(probs_weak); "
-                          "mask = cast(max(q, -1) >= threshold); unl = mean(mask * sparse_categorical_crossentropy("
-                          "argmax(q, -1), probs_strong)) -- a mean over ALL unlabeled images")
+    return run_check("day10.fixmatch_loss", "Exercise 10.2 - the FixMatch loss", test)

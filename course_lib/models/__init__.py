@@ -33,7 +33,8 @@ _EXPORTS = {
     "pretext": ("RotationPrediction",),
     "bert": ("MiniBert",),
     "fixmatch": ("FixMatch", "FixMatchTrainer"),
-    "self_training": ("self_training", "select_pseudo_labels", "label_spreading_predict"),
+    # not the function self_training: a package attribute of that name is the module (once it is imported)
+    "self_training": ("select_pseudo_labels", "label_spreading_predict"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -1,238 +1,117 @@
-"""Unit tests for course_lib.metrics (record / extract) and the course_lib.checks framework."""
+"""Unit tests of the course_lib.checks framework: verdicts, tiered hints, the reference spy, the fallback."""
 
-import json
-
-import numpy as np
 import pytest
 
-from course_lib import checks, reporting as metrics
-from course_lib.checks import CheckFailed, CheckResult, assert_all_passed, expect, run_check
-from course_lib.reporting import METRICS_MIME, extract_metrics, format_metrics, record_metrics
+from course_lib import checks
+from course_lib.checks import (CheckFailed, CheckResult, Hints, ReferenceSpy, assert_all_passed, expect, hint,
+                               register_hints, run_check, use_or_reference)
+
+register_hints({
+    f"test{day:02d}.{name}": Hints(todo=f"write {name}", tiers=(f"idea of {name}", f"equation of {name}",
+                                                               f"pitfall of {name}"))
+    for day in (1, 2, 3, 4, 5, 7) for name in ("square", "a", "b", "c", "d", "e", "x", "y", "pca", "ae", "ntxent")
+})
 
 
-@pytest.fixture(autouse=True)
-def _fresh_results(monkeypatch):
-    monkeypatch.setattr(checks, "RESULTS", {})
+def reference_square(x):
+    return x * x
 
 
-# --- record_metrics -------------------------------------------------------------------------------
-
-def test_record_metrics_returns_clean_copy(capsys):
-    given = {"acc": 0.123456789, "n_train": 1347, "loss.val": np.float32(0.5), "auroc-x": np.float64(0.25)}
-    clean = record_metrics("day01", given)
-    assert clean == {"acc": 0.123457, "n_train": 1347, "loss.val": 0.5, "auroc-x": 0.25}
-    assert isinstance(clean["n_train"], int)
-    assert all(type(v) is float for k, v in clean.items() if k != "n_train")
-    assert clean is not given
-    assert given["acc"] == 0.123456789  # input untouched
-    out = capsys.readouterr().out  # outside IPython: printed as a table
-    assert "day01 metrics" in out and "n_train" in out and "1347" in out
-    json.dumps(clean)  # JSON-serialisable (numpy scalars converted)
-
-
-def test_record_metrics_keeps_numpy_integers_exact():
-    mask = np.ones(1_234_567, dtype=bool)
-    clean = record_metrics("day10", {"n_pseudo": np.sum(mask), "k": np.int32(7), "f": np.float64(1234567.0)},
-                           display=False)
-    assert clean == {"n_pseudo": 1234567, "k": 7, "f": 1234570.0}
-    assert type(clean["n_pseudo"]) is int and type(clean["k"]) is int
-    json.dumps(clean)
-
-
-def test_record_metrics_rejects_numpy_bool():
-    with pytest.raises(ValueError, match="finite number"):
-        record_metrics("day01", {"flag": np.True_}, display=False)
-
-
-def test_record_metrics_display_false_prints_nothing(capsys):
-    assert record_metrics("day10", {"x": 1.0}, display=False) == {"x": 1.0}
-    assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("day", ["day1", "Day01", "day001", "01", "", None, 1, "day01 "])
-def test_record_metrics_bad_day(day):
-    with pytest.raises(ValueError, match="day"):
-        record_metrics(day, {"acc": 1.0}, display=False)
-
-
-@pytest.mark.parametrize("name", ["1acc", "", "acc score", "_acc", "acc/1", 3, None])
-def test_record_metrics_bad_name(name):
-    with pytest.raises(ValueError, match="metric name"):
-        record_metrics("day01", {name: 1.0}, display=False)
-
-
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), True, False, "0.5", None, [1.0],
-                                   complex(1, 0)])
-def test_record_metrics_bad_value(value):
-    with pytest.raises(ValueError, match="finite number"):
-        record_metrics("day01", {"acc": value}, display=False)
-
-
-def test_format_metrics():
-    assert format_metrics({}) == "(no metrics)"
-    text = format_metrics({"a": 0.5, "longer_name": 3})
-    lines = text.splitlines()
-    assert lines == ["a            0.5", "longer_name  3"]
-
-
-def make_notebook(outputs_per_cell):
-    return {"cells": [{"cell_type": "code", "source": "", "outputs": outputs} for outputs in outputs_per_cell]
-            + [{"cell_type": "markdown", "source": "text"}]}
-
-
-def metrics_output(day, values, output_type="display_data"):
-    return {"output_type": output_type, "metadata": {},
-            "data": {METRICS_MIME: {"day": day, "metrics": values}, "text/plain": "..."}}
-
-
-def test_extract_metrics_merges_calls_in_order():
-    nb = make_notebook([
-        [{"output_type": "stream", "name": "stdout", "text": "hello"}],
-        [metrics_output("day02", {"nmi": 0.5, "ari": 0.4})],
-        [],
-        [{"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {}, "execution_count": 1},
-         metrics_output("day02", {"ari": 0.45, "acc": 0.6})],
-        [metrics_output("day03", {"mse": 0.01})],
-    ])
-    found = extract_metrics(nb)
-    assert found == {"day02": {"nmi": 0.5, "ari": 0.45, "acc": 0.6}, "day03": {"mse": 0.01}}
-    assert list(found["day02"]) == ["nmi", "ari", "acc"]
-
-
-def test_extract_metrics_ignores_malformed_payloads():
-    nb = make_notebook([
-        [{"output_type": "display_data", "data": {METRICS_MIME: "not a dict"}}],
-        [{"output_type": "display_data", "data": {METRICS_MIME: {"day": "day01", "metrics": [1, 2]}}}],
-        [{"output_type": "display_data", "data": None}],
-        None,
-    ])
-    assert extract_metrics(nb) == {}
-    assert extract_metrics({}) == {}
-
-
-def test_extract_metrics_on_nbformat_notebook():
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("course_lib.record_metrics('day05', {...})")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={METRICS_MIME: {"day": "day05",
-                                                                                 "metrics": {"elbo": 101.5}},
-                                                                  "text/plain": "day05 metrics"})]
-    nb.cells = [cell]
-    nb = nbformat.reads(nbformat.writes(nb), as_version=4)  # survives a save / load
-    assert extract_metrics(nb) == {"day05": {"elbo": 101.5}}
-
-
-def test_record_metrics_in_ipython_attaches_mime_bundle(monkeypatch):
-    """Inside IPython the metrics are displayed as a raw MIME bundle that extract_metrics reads back."""
-    shown = []
-    import IPython
-    import IPython.display
-
-    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
-    record_metrics("day04", {"psnr_gain": 3.25})
-    assert len(shown) == 1
-    bundle, raw = shown[0]
-    assert raw is True
-    assert bundle[METRICS_MIME] == {"day": "day04", "metrics": {"psnr_gain": 3.25}}
-    assert "psnr_gain" in bundle["text/plain"]
-    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "data": bundle}]}]}
-    assert extract_metrics(nb) == {"day04": {"psnr_gain": 3.25}}
-
-
-def test_shortcut_is_the_same_function():
-    import course_lib
-
-    assert course_lib.record_metrics is metrics.record_metrics
-
-
-# --- checks framework -----------------------------------------------------------------------------
+# --- verdicts -----------------------------------------------------------------------------------
 
 def test_run_check_pass(capsys):
-    result = run_check("day01.square", "Exercise 1 - square", lambda: "square(2) == 4", hint="multiply")
-    assert result == CheckResult("day01.square", "Exercise 1 - square", "pass", "square(2) == 4", "")
+    result = run_check("test01.square", "Exercise 1 - square", lambda: "square(2) == 4")
+    assert result == CheckResult("test01.square", "Exercise 1 - square", "pass", "square(2) == 4", "")
     assert result.passed
-    assert checks.RESULTS["day01.square"] is result
+    assert checks.RESULTS["test01.square"] is result
     out = capsys.readouterr().out
     assert out.startswith("[PASS] Exercise 1 - square: square(2) == 4")
     assert "hint" not in out
 
 
 def test_run_check_pass_default_message():
-    result = run_check("day01.a", "A", lambda: None, hint="h", display=False)
+    result = run_check("test01.a", "A", lambda: None, display=False)
     assert result.status == "pass" and result.message == "all expectations met"
 
 
-def test_run_check_fail_with_check_failed(capsys):
+def test_run_check_fail_shows_the_first_hint_tier(capsys):
     def test():
         expect(1 + 1 == 2, "arithmetic")
         expect(False, "square(3) should be 9, got 6")
         return "unreachable"
 
-    result = run_check("day01.square", "Exercise 1", test, hint="x * x, not x + x")
+    result = run_check("test01.square", "Exercise 1", test)
     assert result.status == "fail" and not result.passed
     assert result.message == "square(3) should be 9, got 6"
-    assert result.hint == "x * x, not x + x"
+    assert result.hint.startswith("idea of square") and "checks.hint('test01.square')" in result.hint
     out = capsys.readouterr().out
     assert "[FAIL] Exercise 1: square(3) should be 9, got 6" in out
-    assert "hint: x * x, not x + x" in out
+    assert "hint: idea of square" in out
+    assert "equation of square" not in out and "pitfall" not in out
 
 
 def test_run_check_fail_with_plain_assertion():
     def test():
         raise AssertionError("two is not three")  # what a plain `assert` raises (pytest rewrites asserts here)
 
-    result = run_check("day02.x", "X", test, hint="h", display=False)
+    result = run_check("test02.x", "X", test, display=False)
     assert result.status == "fail" and result.message == "two is not three"
 
     def bare():
         raise AssertionError()
 
-    result = run_check("day02.y", "Y", bare, hint="h", display=False)
+    result = run_check("test02.y", "Y", bare, display=False)
     assert result.status == "fail" and result.message == "an expectation failed"
 
 
-def test_run_check_todo():
+def test_run_check_todo_says_what_to_do_and_gives_no_hint():
     def test():
         raise NotImplementedError()
 
-    result = run_check("day03.pca", "PCA", test, hint="use np.linalg.svd", display=False)
+    result = run_check("test03.pca", "PCA", test, display=False)
     assert result.status == "todo"
     assert "NotImplementedError" in result.message
-    assert "[TODO]" in str(result) and "hint: use np.linalg.svd" in str(result)
+    assert result.hint == "write pca"
+    text = str(result)
+    assert "[TODO]" in text and "to do: write pca" in text and "idea of" not in text
 
 
-def test_run_check_error_names_exception_type():
+def test_run_check_error_names_exception_type_and_shows_the_first_hint():
     def test():
         return {}["missing"]
 
-    result = run_check("day04.ae", "Autoencoder", test, hint="h", display=False)
+    result = run_check("test04.ae", "Autoencoder", test, display=False)
     assert result.status == "error"
     assert "KeyError" in result.message and "missing" in result.message
     assert "line" in result.message
     assert str(result).startswith("[ERROR] Autoencoder: your code raised KeyError")
+    assert result.hint.startswith("idea of ae")
 
 
 def test_run_check_never_raises_and_records_all():
     outcomes = {
-        "day05.a": lambda: "ok",
-        "day05.b": lambda: expect(False, "nope"),
-        "day05.c": lambda: 1 / 0,
-        "day05.d": lambda: (_ for _ in ()).throw(NotImplementedError),
-        "day05.e": lambda: (_ for _ in ()).throw(TypeError("bad arg")),
+        "test05.a": lambda: "ok",
+        "test05.b": lambda: expect(False, "nope"),
+        "test05.c": lambda: 1 / 0,
+        "test05.d": lambda: (_ for _ in ()).throw(NotImplementedError),
+        "test05.e": lambda: (_ for _ in ()).throw(TypeError("bad arg")),
     }
-    statuses = {cid: run_check(cid, cid, fn, hint="", display=False).status for cid, fn in outcomes.items()}
-    assert statuses == {"day05.a": "pass", "day05.b": "fail", "day05.c": "error", "day05.d": "todo",
-                        "day05.e": "error"}
+    statuses = {cid: run_check(cid, cid, fn, display=False).status for cid, fn in outcomes.items()}
+    assert statuses == {"test05.a": "pass", "test05.b": "fail", "test05.c": "error", "test05.d": "todo",
+                        "test05.e": "error"}
     assert set(checks.RESULTS) == set(outcomes)
-    assert "ZeroDivisionError" in checks.RESULTS["day05.c"].message
+    assert "ZeroDivisionError" in checks.RESULTS["test05.c"].message
+
+
+def test_run_check_needs_registered_hints():
+    with pytest.raises(KeyError, match="no hints registered"):
+        run_check("test99.unknown", "?", lambda: "ok", display=False)
 
 
 def test_run_check_rerun_replaces_result():
-    run_check("day01.x", "X", lambda: expect(False, "first"), hint="", display=False)
-    run_check("day01.x", "X", lambda: "fixed", hint="", display=False)
-    assert len(checks.RESULTS) == 1 and checks.RESULTS["day01.x"].passed
+    run_check("test01.x", "X", lambda: expect(False, "first"), display=False)
+    run_check("test01.x", "X", lambda: "fixed", display=False)
+    assert len(checks.RESULTS) == 1 and checks.RESULTS["test01.x"].passed
 
 
 def test_check_failed_is_assertion_error():
@@ -242,32 +121,155 @@ def test_check_failed_is_assertion_error():
     expect([1], "non-empty is true")  # does not raise
 
 
+# --- hints ------------------------------------------------------------------------------------------
+
+def test_hints_need_a_todo_and_two_or_three_tiers():
+    with pytest.raises(ValueError):
+        Hints(todo="x", tiers=("only one",))
+    with pytest.raises(ValueError):
+        Hints(todo="", tiers=("a", "b"))
+    with pytest.raises(ValueError):
+        Hints(todo="x", tiers=("a", "b", "c", "d"))
+    with pytest.raises(TypeError):
+        register_hints({"test01.bad": "a plain string"})
+
+
+def test_hint_reveals_the_next_tier_then_stays_on_the_last(capsys):
+    texts = [hint("test07.ntxent") for _ in range(4)]
+    assert [t.split(": ", 1)[1].split("\n")[0] for t in texts] == [
+        "idea of ntxent", "equation of ntxent", "pitfall of ntxent", "pitfall of ntxent"]
+    assert texts[0].startswith("hint 1 of 3 (test07.ntxent)") and "again" in texts[0]
+    assert "again" not in texts[2]
+    assert "hint 2 of 3" in capsys.readouterr().out
+    # a failure after revealing tiers shows the highest tier revealed so far
+    result = run_check("test07.ntxent", "NT-Xent", lambda: expect(False, "wrong"), display=False)
+    assert result.hint.startswith("pitfall of ntxent")
+    with pytest.raises(KeyError):
+        hint("test07.nothing")
+
+
+def test_every_course_check_has_tiered_hints():
+    import importlib
+
+    for day in range(1, 11):
+        importlib.import_module(f"course_lib.checks.day{day:02d}")
+    course = {cid: h for cid, h in checks.all_hints().items() if cid.startswith("day")}
+    assert len(course) >= 20
+    assert all(2 <= len(h.tiers) <= 3 and h.todo for h in course.values())
+
+
+# --- calling the reference ------------------------------------------------------------------------
+
+def test_reference_spy_catches_direct_aliased_and_nested_calls():
+    square_alias = reference_square
+
+    def direct(x):
+        return reference_square(x)
+
+    def aliased(x):
+        return square_alias(x)
+
+    def nested(x):
+        return (lambda y: direct(y))(x)
+
+    def honest(x):
+        return x ** 2
+
+    for answer, calls in ((direct, True), (aliased, True), (nested, True), (honest, False)):
+        spy = ReferenceSpy(reference_square)
+        wrapped = spy.wrap(answer)
+        assert wrapped(3) == 9
+        assert bool(spy.called) is calls, answer.__name__
+        assert wrapped.__wrapped__ is answer and wrapped.__name__ == answer.__name__
+
+
+def test_reference_spy_ignores_the_checks_own_calls_and_restores_the_profiler():
+    import sys
+
+    spy = ReferenceSpy(reference_square)
+    wrapped = spy.wrap(lambda x: x ** 2)
+    assert reference_square(4) == wrapped(4)   # the check computes the expected value itself
+    assert not spy.called
+    assert sys.getprofile() is None
+    with pytest.raises(TypeError):
+        ReferenceSpy(len)
+
+
+def test_an_answer_calling_the_reference_gets_the_reference_status():
+    def lazy(x):
+        return reference_square(x)
+
+    spy = ReferenceSpy(reference_square)
+    answer = spy.wrap(lazy)
+
+    def test():
+        expect(answer(3) == 9, "square(3) should be 9")
+        return "square(3) == 9"
+
+    result = run_check("test01.square", "Exercise 1 - square", test, spy=spy, display=False)
+    assert result.status == "reference" and not result.passed
+    assert "reference_square" in result.message and "earns nothing" in result.message
+    assert "[REFERENCE]" in str(result)
+    with pytest.raises(AssertionError, match="course_lib's own implementation"):
+        assert_all_passed("test01")
+
+
+def test_a_todo_stays_todo_even_with_a_spy():
+    def blank(x):
+        raise NotImplementedError()
+
+    spy = ReferenceSpy(reference_square)
+    answer = spy.wrap(blank)
+    result = run_check("test01.square", "square", lambda: answer(2), spy=spy, display=False)
+    assert result.status == "todo"
+
+
+# --- the fallback for later cells -------------------------------------------------------------------
+
+def test_use_or_reference(capsys):
+    def mine(x):
+        return x * x
+
+    assert use_or_reference("test01.square", mine, reference_square) is reference_square
+    assert "has not been checked" in capsys.readouterr().out
+    run_check("test01.square", "square", lambda: (_ for _ in ()).throw(NotImplementedError), display=False)
+    assert use_or_reference("test01.square", mine, reference_square, "Exercise 1.1 (square)") is reference_square
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "Exercise 1.1 (square) is not done yet" in out
+    run_check("test01.square", "square", lambda: "ok", display=False)
+    assert use_or_reference("test01.square", mine, reference_square) is mine
+    assert capsys.readouterr().out == ""
+
+
+# --- summaries --------------------------------------------------------------------------------------
+
 def test_assert_all_passed_when_nothing_ran():
     with pytest.raises(AssertionError, match="no self-check"):
         assert_all_passed()
-    run_check("day01.a", "A", lambda: "ok", hint="", display=False)
-    with pytest.raises(AssertionError, match="day02"):
-        assert_all_passed("day02")
+    run_check("test01.a", "A", lambda: "ok", display=False)
+    with pytest.raises(AssertionError, match="test02"):
+        assert_all_passed("test02")
 
 
 def test_assert_all_passed_lists_failures():
-    run_check("day01.a", "Alpha", lambda: "ok", hint="", display=False)
-    run_check("day01.b", "Beta", lambda: expect(False, "beta is wrong"), hint="fix beta", display=False)
-    run_check("day01.c", "Gamma", lambda: (_ for _ in ()).throw(NotImplementedError), hint="", display=False)
-    run_check("day02.a", "Other day", lambda: "ok", hint="", display=False)
+    run_check("test01.a", "Alpha", lambda: "ok", display=False)
+    run_check("test01.b", "Beta", lambda: expect(False, "beta is wrong"), display=False)
+    run_check("test01.c", "Gamma", lambda: (_ for _ in ()).throw(NotImplementedError), display=False)
+    run_check("test02.a", "Other day", lambda: "ok", display=False)
     with pytest.raises(AssertionError) as info:
-        assert_all_passed("day01")
+        assert_all_passed("test01")
     message = str(info.value)
+    assert "self-checks not passing" in message
     assert "Beta" in message and "beta is wrong" in message and "Gamma" in message
     assert "Alpha" not in message
-    assert_all_passed("day02")  # only passing checks under that prefix: no error
-    assert_all_passed("day01.a")
+    assert_all_passed("test02")  # only passing checks under that prefix: no error
+    assert_all_passed("test01.a")
 
 
 def test_summary():
     assert checks.summary() == "(no checks run)"
-    run_check("day01.a", "A", lambda: "ok", hint="", display=False)
-    run_check("day01.b", "B", lambda: expect(False, "wrong"), hint="a hint", display=False)
+    run_check("test01.a", "A", lambda: "ok", display=False)
+    run_check("test01.b", "B", lambda: expect(False, "wrong"), display=False)
     assert checks.summary().splitlines() == ["[PASS] A: ok", "[FAIL] B: wrong"]
 
 
@@ -278,9 +280,11 @@ def test_run_check_in_ipython_displays_mime_bundle(monkeypatch):
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: object())
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
-    run_check("day07.ntxent", "NT-Xent", lambda: expect(False, "loss too high"), hint="divide by tau")
+    run_check("test07.ntxent", "NT-Xent", lambda: expect(False, "loss too high"))
     (bundle, raw), = shown
     assert raw is True
-    assert bundle[checks.CHECK_MIME] == {"check_id": "day07.ntxent", "title": "NT-Xent", "status": "fail",
-                                         "message": "loss too high", "hint": "divide by tau"}
+    record = bundle[checks.CHECK_MIME]
+    assert {k: record[k] for k in ("check_id", "title", "status", "message")} == {
+        "check_id": "test07.ntxent", "title": "NT-Xent", "status": "fail", "message": "loss too high"}
+    assert record["hint"].startswith("idea of ntxent")
     assert bundle["text/plain"].startswith("[FAIL] NT-Xent")

@@ -1,10 +1,11 @@
-"""Tests of course_lib.augment: shapes, ranges, independence of the two views, reproducibility."""
+"""Tests of course_lib.data.augment: the view augmentations (shapes, ranges, independence of the two views,
+reproducibility) and the denoising corruption add_noise."""
 
 import keras
 import numpy as np
 import pytest
 
-from course_lib import augment
+from course_lib.data import augment
 
 
 def _images(shape=(8, 8, 1), n=32, seed=0):
@@ -26,10 +27,8 @@ def test_shapes_range_and_inference_identity(shape):
     np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
 
 
-def test_two_views_are_independent_and_come_from_their_image():
-    from course_lib.data import load_dataset
-
-    x = load_dataset("digits").x_train[:64]
+def test_two_views_are_independent_and_come_from_their_image(digits_dataset):
+    x = digits_dataset.x_train[:64]
     v1, v2 = (np.asarray(v) for v in augment.two_views(augment.build_augmenter(seed=0), x))
     assert not np.allclose(v1, v2)
     assert np.mean(np.abs(v1 - v2).reshape(64, -1).max(1) > 1e-3) > 0.9   # nearly every image changed
@@ -91,3 +90,20 @@ def test_augmenter_serializes(tmp_path):
     assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in aug.layers]
     x = _images()
     np.testing.assert_array_equal(np.asarray(loaded(x, training=False)), x)
+
+
+# --- add_noise (the denoising corruption) -------------------------------------------------------
+
+def test_add_noise_is_seeded_clipped_and_leaves_input():
+    x = np.full((100, 8, 8, 1), 0.5, "float32")
+    a = augment.add_noise(x, "gaussian", 0.1, seed=1)
+    np.testing.assert_array_equal(a, augment.add_noise(x, "gaussian", 0.1, seed=1))
+    assert not np.array_equal(a, augment.add_noise(x, "gaussian", 0.1, seed=2))
+    assert abs((a - x).std() - 0.1) < 0.005 and a.dtype == np.float32
+    assert (x == 0.5).all()
+    heavy = augment.add_noise(x, "gaussian", 3.0, seed=0)
+    assert heavy.min() == 0.0 and heavy.max() == 1.0
+    masked = augment.add_noise(x, "masking", 0.25, seed=0)
+    assert abs(np.mean(masked == 0) - 0.25) < 0.01
+    with pytest.raises(ValueError):
+        augment.add_noise(x, "masking", 1.0)

@@ -1,5 +1,5 @@
-"""Unit tests for course_lib.text: corpora (pydoc, a folder of .txt files, IMDB from small files made here
-and served from file:// URLs), the fixed split, the WordPiece vocabulary and the encoding helpers."""
+"""Unit tests for course_lib.data.corpus: corpora (pydoc, a folder of .txt files, IMDB from small files made
+here and served from file:// URLs) and their fixed split."""
 
 import hashlib
 import json
@@ -8,28 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib import text
 from course_lib.config import ConfigError
-from course_lib.data import CorruptDataFile, DatasetUnavailable, RemoteFile
+from course_lib.data import corpus as corpora
+from course_lib.data import downloads
+from course_lib.data.downloads import CorruptDataFile, DatasetUnavailable, RemoteFile
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for name in ("COURSE_OFFLINE", "COURSE_DATA_DIR", "COURSE_CORPUS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-SENTENCES = ["The cat sat on the mat and looked at the bird outside the window.",
-             "A dog ran across the park while the children played with a red ball.",
-             "Every morning the baker opens the shop and sells fresh bread to the town.",
-             "The river flows past the old mill where the farmers bring their grain.",
-             "In winter the lake freezes and the people skate on the thick ice."]
-
-
-def make_text_folder(folder: Path, n_paragraphs: int = 60) -> Path:
+def make_text_folder(folder: Path, sentences, n_paragraphs: int = 60) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "nested").mkdir(exist_ok=True)
-    paragraphs = [f"{SENTENCES[i % 5]} This is paragraph number {i} of the test corpus." for i in range(n_paragraphs)]
+    paragraphs = [f"{sentences[i % 5]} This is paragraph number {i} of the test corpus." for i in range(n_paragraphs)]
     half = n_paragraphs // 2
     (folder / "a.txt").write_text("\n\n".join(paragraphs[:half]) + "\n", encoding="utf-8")
     (folder / "nested" / "b.txt").write_text("\n\n".join(paragraphs[half:]) + "\n\nshort line\n", encoding="utf-8")
@@ -48,27 +36,27 @@ def test_split_paragraphs_prose_filter():
            "   x = [f(a, b) for a, b in zip(aa, bb) if a > b and b < 3] + {1: 2}\n\n"
            "* A bulleted item that is long enough to count as prose text.\n\n"
            "Too short.\n")
-    assert text.split_paragraphs(raw) == [
+    assert corpora.split_paragraphs(raw) == [
         "The \"if\" statement is used for conditional execution of a suite of statements.",
         "A bulleted item that is long enough to count as prose text."]
-    loose = text.split_paragraphs(raw, min_words=3, prose_only=False)
+    loose = corpora.split_paragraphs(raw, min_words=3, prose_only=False)
     assert any("::=" in p for p in loose) and any(">>>" in p for p in loose) and len(loose) == 6
 
 
-def test_split_is_fixed_disjoint_and_order_independent():
-    paragraphs = [f"paragraph {i} " + SENTENCES[i % 5] for i in range(2000)]
-    train, validation = text.split_train_validation(paragraphs, 0.1)
+def test_split_is_fixed_disjoint_and_order_independent(sentences):
+    paragraphs = [f"paragraph {i} " + sentences[i % 5] for i in range(2000)]
+    train, validation = corpora.split_train_validation(paragraphs, 0.1)
     assert not set(train) & set(validation)
     assert len(train) + len(validation) == 2000
     assert 150 < len(validation) < 250  # about 10 %
     shuffled = list(np.random.default_rng(0).permutation(paragraphs))
-    train2, validation2 = text.split_train_validation(shuffled + paragraphs[:50], 0.1)  # order + duplicates
+    train2, validation2 = corpora.split_train_validation(shuffled + paragraphs[:50], 0.1)  # order + duplicates
     assert set(validation2) == set(validation) and set(train2) == set(train)
     assert len(train2) + len(validation2) == 2000  # duplicates kept once
 
 
 def test_pydoc_corpus():
-    corpus = text.load_corpus("pydoc")
+    corpus = corpora.load_corpus("pydoc")
     assert corpus.name == "pydoc"
     assert len(corpus.train) > 500 and len(corpus.validation) > 40
     assert not set(corpus.train) & set(corpus.validation)
@@ -76,25 +64,25 @@ def test_pydoc_corpus():
     assert corpus.n_words("train") > 20_000
     assert not any(">>>" in p or "::=" in p for p in corpus.train)
     assert "pydoc" in repr(corpus) and "words" in repr(corpus)
-    again = text.load_corpus()  # the default
+    again = corpora.load_corpus()  # the default
     assert again.train == corpus.train and again.validation == corpus.validation
     with pytest.raises(ValueError, match="split"):
         corpus.n_words("test")
 
 
 def test_max_train_subsets_are_seeded():
-    a = text.load_corpus("pydoc", max_train=100, max_validation=20, seed=0)
-    b = text.load_corpus("pydoc", max_train=100, max_validation=20, seed=0)
-    c = text.load_corpus("pydoc", max_train=100, max_validation=20, seed=3)
+    a = corpora.load_corpus("pydoc", max_train=100, max_validation=20, seed=0)
+    b = corpora.load_corpus("pydoc", max_train=100, max_validation=20, seed=0)
+    c = corpora.load_corpus("pydoc", max_train=100, max_validation=20, seed=3)
     assert len(a.train) == 100 and len(a.validation) == 20
     assert a.train == b.train and a.train != c.train
-    full = set(text.load_corpus("pydoc").train)
+    full = set(corpora.load_corpus("pydoc").train)
     assert set(a.train) <= full
 
 
-def test_folder_corpus(tmp_path):
-    folder = make_text_folder(tmp_path / "texts")
-    corpus = text.load_corpus(str(folder))
+def test_folder_corpus(tmp_path, sentences):
+    folder = make_text_folder(tmp_path / "texts", sentences)
+    corpus = corpora.load_corpus(str(folder))
     assert corpus.name == str(folder.resolve())
     everything = corpus.train + corpus.validation
     assert len(everything) == 60  # the 'short line' is dropped, the .md file ignored
@@ -102,32 +90,32 @@ def test_folder_corpus(tmp_path):
     assert len(corpus.validation) >= 1 and len(corpus.train) >= 40
 
 
-def test_corpus_from_env(tmp_path, monkeypatch):
-    folder = make_text_folder(tmp_path / "texts")
+def test_corpus_from_env(tmp_path, monkeypatch, sentences):
+    folder = make_text_folder(tmp_path / "texts", sentences)
     monkeypatch.setenv("COURSE_CORPUS", str(folder))
-    assert text.resolve_corpus() == str(folder.resolve())
-    assert text.load_corpus().name == str(folder.resolve())
+    assert corpora.resolve_corpus() == str(folder.resolve())
+    assert corpora.load_corpus().name == str(folder.resolve())
     monkeypatch.setenv("COURSE_CORPUS", "PyDoc")
-    assert text.resolve_corpus() == "pydoc"
+    assert corpora.resolve_corpus() == "pydoc"
     monkeypatch.setenv("COURSE_CORPUS", "wikipedia")
     with pytest.raises(ConfigError, match="wikipedia"):
-        text.load_corpus()
+        corpora.load_corpus()
 
 
-def test_folder_errors(tmp_path):
+def test_folder_errors(tmp_path, sentences):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(text.CorpusUnavailable, match="no .txt"):
-        text.load_corpus(str(tmp_path / "empty"))
+    with pytest.raises(corpora.CorpusUnavailable, match="no .txt"):
+        corpora.load_corpus(str(tmp_path / "empty"))
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "a.txt").write_text("too short\n\nalso short\n")
-    with pytest.raises(text.CorpusUnavailable, match="no paragraph"):
-        text.load_corpus(str(tmp_path / "tiny"))
+    with pytest.raises(corpora.CorpusUnavailable, match="no paragraph"):
+        corpora.load_corpus(str(tmp_path / "tiny"))
     (tmp_path / "one").mkdir()
-    (tmp_path / "one" / "a.txt").write_text(SENTENCES[0])
-    with pytest.raises(text.CorpusUnavailable, match="too few"):
-        text.load_corpus(str(tmp_path / "one"))
+    (tmp_path / "one" / "a.txt").write_text(sentences[0])
+    with pytest.raises(corpora.CorpusUnavailable, match="too few"):
+        corpora.load_corpus(str(tmp_path / "one"))
     with pytest.raises(ValueError, match="validation_fraction"):
-        text.load_corpus("pydoc", validation_fraction=1.5)
+        corpora.load_corpus("pydoc", validation_fraction=1.5)
 
 
 # --- IMDB through the keras.datasets files, on small files ---------------------------------------
@@ -159,7 +147,7 @@ def test_imdb_download_cache_and_decode(tmp_path, monkeypatch):
     server.mkdir()
     files, (x_train, x_test) = make_imdb(server)
     cache = tmp_path / "cache"
-    train, test = text.load_imdb_reviews(data_dir=cache, offline=False, files=files)
+    train, test = corpora.load_imdb_reviews(data_dir=cache, offline=False, files=files)
     assert len(train) == 30 and len(test) == 20
     assert train[0] == "the movie was great"
     assert len(test[3].split()) == len(x_test[3])
@@ -167,11 +155,11 @@ def test_imdb_download_cache_and_decode(tmp_path, monkeypatch):
     # cached now: works offline, even with the server gone
     for f in server.iterdir():
         f.unlink()
-    again, _ = text.load_imdb_reviews(data_dir=cache, offline=True, files=files)
+    again, _ = corpora.load_imdb_reviews(data_dir=cache, offline=True, files=files)
     assert again == train
     # through load_corpus: official split as train / validation, with subsetting
-    monkeypatch.setattr(text, "IMDB_FILES", files)
-    corpus = text.load_corpus("imdb", data_dir=cache, offline=True, max_train=10)
+    monkeypatch.setattr(downloads, "IMDB_FILES", files)
+    corpus = corpora.load_corpus("imdb", data_dir=cache, offline=True, max_train=10)
     assert len(corpus.train) == 10 and len(corpus.validation) == 20
     assert set(corpus.train) <= set(train)
 
@@ -179,7 +167,7 @@ def test_imdb_download_cache_and_decode(tmp_path, monkeypatch):
 def test_imdb_offline_error_names_file_and_place(tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(DatasetUnavailable) as info:
-        text.load_corpus("imdb", data_dir=cache, offline=True)
+        corpora.load_corpus("imdb", data_dir=cache, offline=True)
     message = str(info.value)
     assert "imdb.npz" in message and str(cache / "imdb" / "imdb.npz") in message
     assert "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz" in message
@@ -193,66 +181,13 @@ def test_imdb_corrupt_and_malicious_files(tmp_path):
     (cache / "imdb").mkdir(parents=True)
     (cache / "imdb" / "imdb.npz").write_bytes(b"not the file")
     with pytest.raises(CorruptDataFile, match="imdb.npz"):
-        text.load_imdb_reviews(data_dir=cache, offline=True, files=files)
+        corpora.load_imdb_reviews(data_dir=cache, offline=True, files=files)
     # an object array whose pickle would call something other than numpy is refused
     evil = tmp_path / "evil.npz"
     np.savez(evil, x_train=np.array([print, 1], dtype=object), x_test=np.array([[1]], dtype=object))
     with pytest.raises(CorruptDataFile, match="refusing"):
-        text.read_imdb_npz(evil)
+        downloads.read_imdb_npz(evil)
     with pytest.raises(CorruptDataFile, match="x_test"):
         partial = tmp_path / "partial.npz"
         np.savez(partial, x_train=np.arange(3))
-        text.read_imdb_npz(partial)
-
-
-# --- vocabulary, tokenizer, encoding ------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def small_vocab():
-    paragraphs = [s for s in SENTENCES for _ in range(12)]
-    return text.learn_vocabulary(paragraphs, vocabulary_size=300)
-
-
-def test_learn_vocabulary(small_vocab):
-    assert tuple(small_vocab[:5]) == text.SPECIAL_TOKENS
-    assert len(small_vocab) == len(set(small_vocab)) <= 300
-    assert "the" in small_vocab and "." in small_vocab
-    assert all(t == t.lower() for t in small_vocab[5:])  # lowercased
-    with pytest.raises(ValueError):
-        text.learn_vocabulary([], 100)
-    with pytest.raises(ValueError):
-        text.learn_vocabulary(SENTENCES, 5)
-
-
-def test_tokenizer_and_encode(small_vocab):
-    tokenizer = text.build_tokenizer(small_vocab)
-    ids = text.tokenize(tokenizer, ["The cat sat on the [MASK].", "zzqx"])
-    assert ids[0][-2] == text.MASK_ID and ids[0][0] == small_vocab.index("the")
-    assert text.decode(small_vocab, ids[0]) == "the cat sat on the [MASK] ."
-    assert ids[1] == [text.UNK_ID]  # "q" and "x" never occur in the training text
-    long_paragraph = " ".join(SENTENCES * 3)
-    long_ids = text.tokenize(tokenizer, [long_paragraph])[0]
-    encoded = text.encode(tokenizer, [SENTENCES[0], long_paragraph, "a"], sequence_length=32)
-    assert encoded.dtype == np.int32 and encoded.shape[1] == 32
-    assert np.all(encoded[:, 0] == text.CLS_ID)
-    assert np.all((encoded == text.SEP_ID).sum(axis=1) == 1)
-    first_ids = text.tokenize(tokenizer, [SENTENCES[0]])[0]
-    n = len(first_ids)
-    assert encoded[0, 1:n + 1].tolist() == first_ids and encoded[0, n + 1] == text.SEP_ID
-    assert np.all(encoded[0, n + 2:] == text.PAD_ID)
-    # the long paragraph is cut into chunks of 30 pieces; only a last chunk under 4 pieces is dropped; "a" is dropped
-    bodies = [row[1:row.tolist().index(text.SEP_ID)].tolist() for row in encoded[1:]]
-    assert all(len(b) == 30 for b in bodies[:-1]) and 4 <= len(bodies[-1]) <= 30
-    kept = sum(bodies, [])
-    assert kept == long_ids[:len(kept)] and len(long_ids) - len(kept) < 4
-    with pytest.raises(ValueError):
-        text.encode(tokenizer, SENTENCES, sequence_length=2)
-    with pytest.raises(ValueError, match="start with"):
-        text.build_tokenizer(["a", "b"] + list(text.SPECIAL_TOKENS))
-
-
-def test_token_counts_ignore_special_tokens():
-    ids = np.array([[1, 5, 6, 5, 2, 0, 0], [1, 4, 3, 7, 2, 0, 0]])
-    counts = text.token_counts(ids, 10)
-    assert counts.shape == (10,)
-    assert counts.tolist() == [0, 0, 0, 0, 0, 2, 1, 1, 0, 0]
+        downloads.read_imdb_npz(partial)

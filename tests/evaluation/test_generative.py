@@ -1,12 +1,12 @@
-"""Unit tests for course_lib.frechet: Fréchet distance, class coverage and the classifier-feature evaluator."""
+"""Unit tests for course_lib.evaluation.generative: Fréchet distance, class coverage and the classifier-feature evaluator."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from course_lib.frechet import (FrechetEvaluator, class_coverage, class_entropy, class_histogram, frechet_distance,
-                                frechet_distance_features, gaussian_stats)
+from course_lib.evaluation.generative import (FrechetEvaluator, class_coverage, class_entropy, class_histogram,
+                                              frechet_distance, frechet_distance_features, gaussian_stats)
 
 
 def random_spd(d, seed, rank=None):

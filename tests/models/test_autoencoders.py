@@ -1,24 +1,18 @@
-"""Unit tests for course_lib.models.autoencoders and course_lib.reconstruction."""
+"""Unit tests for course_lib.models.autoencoders: dense, convolutional, linear and denoising autoencoders."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+from course_lib.evaluation import reconstruction
+from course_lib.models import autoencoders as ae
 
-from course_lib import reconstruction  # noqa: E402
-from course_lib.models import autoencoders as ae  # noqa: E402
 
 SHAPES = [(8, 8, 1), (28, 28, 1)]
 
 
 def images(shape, n=16, seed=0):
     return np.random.default_rng(seed).random((n, *shape)).astype("float32")
-
-
-def digits(n=256):
-    from sklearn.datasets import load_digits
-
-    return (load_digits().images[:n] / 16.0).astype("float32")[..., None]
 
 
 def fit(model, x, epochs, seed=0, lr=3e-3):
@@ -72,14 +66,14 @@ def test_builders_reject_bad_arguments():
 # --- training -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("builder", [ae.build_dense_autoencoder, ae.build_conv_autoencoder])
-def test_a_few_epochs_reduce_the_loss(builder):
+def test_a_few_epochs_reduce_the_loss(builder, digit_images):
     keras.utils.set_random_seed(0)
-    history = fit(builder((8, 8, 1), 8), digits(), epochs=8)
+    history = fit(builder((8, 8, 1), 8), digit_images(), epochs=8)
     assert history[-1] < 0.6 * history[0]
 
 
-def test_same_seed_same_result():
-    x = digits(128)
+def test_same_seed_same_result(digit_images):
+    x = digit_images(128)
     outputs = []
     for _ in range(2):
         keras.utils.set_random_seed(3)
@@ -89,10 +83,10 @@ def test_same_seed_same_result():
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-def test_linear_autoencoder_reaches_the_pca_error():
+def test_linear_autoencoder_reaches_the_pca_error(digit_images):
     from sklearn.decomposition import PCA
 
-    x = digits(512)
+    x = digit_images(512)
     flat = x.reshape(len(x), -1)
     pca = PCA(4).fit(flat)
     pca_mse = np.mean((flat - pca.inverse_transform(pca.transform(flat))) ** 2)
@@ -104,9 +98,9 @@ def test_linear_autoencoder_reaches_the_pca_error():
     assert ae_mse < 1.1 * pca_mse    # ... and the linear autoencoder gets close to it
 
 
-def test_denoising_noise_only_in_training():
+def test_denoising_noise_only_in_training(digit_images):
     model = ae.build_denoising_autoencoder((8, 8, 1), 4, noise_level=0.5, seed=0)
-    x = digits(16)
+    x = digit_images(16)
     clean_1, clean_2 = model(x, training=False), model(x, training=False)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(clean_1), keras.ops.convert_to_numpy(clean_2))
     noisy = keras.ops.convert_to_numpy(model(x, training=True))
@@ -130,9 +124,9 @@ def test_corrupt_statistics(noise, level):
 
 @pytest.mark.parametrize("builder", [ae.build_dense_autoencoder, ae.build_conv_autoencoder,
                                      ae.build_denoising_autoencoder])
-def test_keras_save_load_round_trip(builder, tmp_path):
+def test_keras_save_load_round_trip(builder, tmp_path, digit_images):
     model = builder((8, 8, 1), 4)
-    x = digits(32)
+    x = digit_images(32)
     fit(model, x, epochs=1)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -142,63 +136,3 @@ def test_keras_save_load_round_trip(builder, tmp_path):
     np.testing.assert_array_equal(loaded.encode(x), model.encode(x))
     if isinstance(model, ae.DenoisingAutoencoder):
         assert (loaded.noise, loaded.noise_level) == (model.noise, model.noise_level)
-
-
-# --- reconstruction metrics ---------------------------------------------------------------------------------
-
-def test_reconstruction_error_and_psnr_known_values():
-    x = np.zeros((2, 2, 2, 1))
-    x_hat = x.copy()
-    x_hat[0] = 0.1           # MSE 0.01 -> PSNR 20 dB
-    x_hat[1, 0, 0, 0] = 0.2  # MSE 0.04 / 4 = 0.01 -> 20 dB
-    np.testing.assert_allclose(reconstruction.reconstruction_error(x, x_hat), [0.01, 0.01])
-    np.testing.assert_allclose(reconstruction.reconstruction_error(x, x_hat, "mae"), [0.1, 0.05])
-    np.testing.assert_allclose(reconstruction.psnr(x, x_hat), [20.0, 20.0])
-    np.testing.assert_allclose(reconstruction.psnr(x * 255, x_hat * 255, data_range=255), [20.0, 20.0])
-    assert np.isinf(reconstruction.psnr(x, x)).all()
-
-
-def test_psnr_matches_tensorflow():
-    tf = pytest.importorskip("tensorflow")
-    rng = np.random.default_rng(0)
-    a, b = rng.random((5, 8, 8, 1)), rng.random((5, 8, 8, 1))
-    np.testing.assert_allclose(reconstruction.psnr(a, b), tf.image.psnr(a, b, max_val=1.0).numpy(), rtol=1e-5)
-
-
-def test_metric_input_validation():
-    with pytest.raises(ValueError, match="same shape"):
-        reconstruction.psnr(np.zeros((2, 4)), np.zeros((2, 5)))
-    with pytest.raises(ValueError, match="data_range"):
-        reconstruction.psnr(np.zeros((2, 4)), np.zeros((2, 4)), data_range=0)
-    with pytest.raises(ValueError, match="kind"):
-        reconstruction.reconstruction_error(np.zeros((2, 4)), np.zeros((2, 4)), kind="l3")
-    with pytest.raises(ValueError, match="both"):
-        reconstruction.anomaly_auroc([0.1, 0.2], [1, 1])
-    with pytest.raises(ValueError, match="NaN"):
-        reconstruction.anomaly_auroc([0.1, np.nan], [0, 1])
-
-
-def test_add_noise_is_seeded_clipped_and_leaves_input():
-    x = np.full((100, 8, 8, 1), 0.5, "float32")
-    a = reconstruction.add_noise(x, "gaussian", 0.1, seed=1)
-    np.testing.assert_array_equal(a, reconstruction.add_noise(x, "gaussian", 0.1, seed=1))
-    assert not np.array_equal(a, reconstruction.add_noise(x, "gaussian", 0.1, seed=2))
-    assert abs((a - x).std() - 0.1) < 0.005 and a.dtype == np.float32
-    assert (x == 0.5).all()
-    heavy = reconstruction.add_noise(x, "gaussian", 3.0, seed=0)
-    assert heavy.min() == 0.0 and heavy.max() == 1.0
-    masked = reconstruction.add_noise(x, "masking", 0.25, seed=0)
-    assert abs(np.mean(masked == 0) - 0.25) < 0.01
-    with pytest.raises(ValueError):
-        reconstruction.add_noise(x, "masking", 1.0)
-
-
-def test_anomaly_auroc_matches_pairwise_definition():
-    rng = np.random.default_rng(0)
-    labels = rng.random(200) < 0.2
-    scores = np.round(rng.normal(size=200) + labels, 1)
-    pos, neg = scores[labels], scores[~labels]
-    diff = pos[:, None] - neg[None, :]
-    expected = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
-    assert reconstruction.anomaly_auroc(scores, labels) == pytest.approx(expected)
-    assert reconstruction.anomaly_auroc([0.1, 0.2, 0.9], [0, 0, 1]) == 1.0
