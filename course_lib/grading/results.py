@@ -108,8 +108,7 @@ MESSAGES = {
     "memory": "ran out of memory (the cap is {memory_mb} MB): {message}",
     "check_failed": "self-check failed: {message}{suffix}",
     "check_error": "self-check error: {message}{suffix}",
-    "check_reference": ("your answer calls course_lib's own implementation of this exercise instead of "
-                        "implementing it: {message}{suffix}"),
+    "check_reference": "not your own implementation: {message}{suffix}",
     "hidden_failed": "hidden test failed: {message}{suffix}",
     "hidden_failed_silent": "an assertion did not hold",
     "raised": "your code raised {type}: {message}{suffix}",

@@ -86,8 +86,10 @@ def test_each_status_and_its_reason():
         result = score(runner_facts, plan_facts)
         assert result.status is expected, name
         assert (result.points == 2.0) == (expected is Status.PASSED) and bool(result.reason) != (result.points == 2.0)
-    reference = score(*cases("it calls nt_xent_loss")["calls the reference"][:2])
-    assert "course_lib's own implementation" in reference.reason and "nt_xent_loss" in reference.reason
+    spied = "your answer calls course_lib's own implementation (course_lib.losses.nt_xent_loss) instead of computing it"
+    reference = score(*cases(spied)["calls the reference"][:2])
+    assert reference.reason.startswith("not your own implementation: your answer calls course_lib's own") \
+        and reference.points == 0 and str(reference.status) == "reference"
     assert Status.of_check("reference") is Status.REFERENCE and str(Status.NOT_ATTEMPTED) == "not attempted"
 
 
