@@ -282,12 +282,13 @@ def cmd_lessons(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    """``course grade``: grade submitted notebooks of one day (see :mod:`course_lib.grading`)."""
-    from course_lib import grading
+    """``course grade``: grade submitted notebooks of one day in the sandbox (see :mod:`course_lib.grading`)."""
+    from course_lib.grading import batch
+    from course_lib.grading.assignment import GradingError
 
     try:
-        return grading.run_cli(args)
-    except grading.GradingError as error:
+        return batch.run_cli(args)
+    except GradingError as error:
         raise CourseError(str(error), status=2) from error
 
 
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     lessons.add_argument("--check", action="store_true", help="only report lessons that are out of date")
     lessons.set_defaults(func=cmd_lessons)
 
-    from course_lib import grading
+    from course_lib.grading import options as grading
 
     grade = sub.add_parser("grade", help="grade submitted lesson notebooks of one day into a gradebook")
     grade.add_argument("submissions", nargs="+", help="submitted files and/or folders (one sub-folder per student)")
@@ -335,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"address-space cap per kernel in MB, 0 for none (default {grading.DEFAULT_MEMORY_MB})")
     grade.add_argument("--max-output-kb", type=int, default=grading.DEFAULT_MAX_OUTPUT_KB,
                        help=f"output kept per notebook in KB (default {grading.DEFAULT_MAX_OUTPUT_KB})")
+    grade.add_argument("--scratch-mb", type=int, default=grading.DEFAULT_SCRATCH_MB,
+                       help=f"size of each sandbox's private /tmp in MB (default {grading.DEFAULT_SCRATCH_MB})")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run submissions without the bubblewrap sandbox, with your user's access (not for untrusted code)")
     grade.add_argument("--force", action="store_true", help="re-grade submissions already in the journal")
     grade.set_defaults(func=cmd_grade)
     return parser
