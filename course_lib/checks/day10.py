@@ -1,4 +1,5 @@
-"""Self-checks for Day 10 (semi-supervised learning): the pseudo-label selection step and the FixMatch loss."""
+"""Self-checks for Day 10 (semi-supervised learning): the pseudo-label selection step, the FixMatch loss and the
+confidence-threshold trade-off."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 
+from course_lib.backends import to_numpy
 from course_lib.checks import (Hints, ReferenceSpy, assert_all_passed, expect, hint,  # noqa: F401 (re-exported)
                                register_hints, run_check, summary, use_or_reference)
 
@@ -46,7 +48,7 @@ HINTS = register_hints({
 
 
 def _as_int_array(name, value):
-    array = np.asarray(value)
+    array = to_numpy(value)
     expect(array.ndim == 1, f"{name} should be a 1-D array, got shape {array.shape}")
     expect(array.size == 0 or np.issubdtype(array.dtype, np.integer), f"{name} should hold integers, got {array.dtype}")
     return array.astype(np.int64)
@@ -75,10 +77,10 @@ def check_select_pseudo_labels(select_pseudo_labels):
         expect(labels.tolist() == [0, 2, 1], f"pseudo-labels are the most probable class of each kept row: "
                                              f"expected [0, 2, 1], got {labels.tolist()}")
         all_idx, all_labels = select_pseudo_labels(probs, 0.0)
-        expect(np.asarray(all_idx).tolist() == [0, 1, 2, 3] and np.asarray(all_labels).tolist() == [0, 0, 2, 1],
+        expect(to_numpy(all_idx).tolist() == [0, 1, 2, 3] and to_numpy(all_labels).tolist() == [0, 0, 2, 1],
                "threshold 0 keeps every row with its argmax class")
         none_idx, none_labels = select_pseudo_labels(probs, 0.95)
-        expect(len(np.asarray(none_idx)) == 0 and len(np.asarray(none_labels)) == 0,
+        expect(len(to_numpy(none_idx)) == 0 and len(to_numpy(none_labels)) == 0,
                "no row reaches 0.95: expected two empty arrays")
         rng = np.random.default_rng(0)
         for trial in range(5):
@@ -87,11 +89,11 @@ def check_select_pseudo_labels(select_pseudo_labels):
             threshold = [0.5, 0.8, 0.9, 0.95, 0.3][trial]
             got_idx, got_labels = select_pseudo_labels(random_probs, threshold)
             want_idx, want_labels = reference(random_probs, threshold)
-            expect(np.array_equal(np.sort(np.asarray(got_idx)), want_idx),
-                   f"on random probabilities with threshold {threshold}: selected {len(np.asarray(got_idx))} rows, "
+            expect(np.array_equal(np.sort(to_numpy(got_idx)), want_idx),
+                   f"on random probabilities with threshold {threshold}: selected {len(to_numpy(got_idx))} rows, "
                    f"expected {len(want_idx)}")
-            order = np.argsort(np.asarray(got_idx))
-            expect(np.array_equal(np.asarray(got_labels)[order], want_labels),
+            order = np.argsort(to_numpy(got_idx))
+            expect(np.array_equal(to_numpy(got_labels)[order], want_labels),
                    f"on random probabilities with threshold {threshold}: wrong pseudo-labels")
         return "keeps exactly the rows with max probability >= threshold, labels = argmax, matches the reference"
 

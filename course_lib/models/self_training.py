@@ -162,7 +162,7 @@ def pseudo_label_quality(probabilities, y_true, thresholds) -> dict:
     Raises:
         ValueError: shapes that do not match, or a threshold outside [0, 1].
     """
-    probabilities, y_true = np.asarray(probabilities, dtype=np.float64), np.asarray(y_true)
+    probabilities, y_true = to_numpy(probabilities, dtype=np.float64), to_numpy(y_true)
     if probabilities.ndim != 2 or y_true.shape != (len(probabilities),):
         raise ValueError(f"need probabilities (n, K) and y_true (n,), got {probabilities.shape} and {y_true.shape}")
     confidence, predicted = probabilities.max(axis=1), probabilities.argmax(axis=1)
