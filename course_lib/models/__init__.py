@@ -27,7 +27,7 @@ _EXPORTS = {
                      "build_linear_autoencoder", "build_denoising_autoencoder"),
     "vae": ("Sampling", "VAE", "build_vae"),
     "gan": ("DCGAN", "build_generator", "build_discriminator", "generate_images", "SampleGrid"),
-    "encoders": ("build_encoder", "build_projection_head", "build_predictor"),
+    "encoders": ("build_encoder", "build_encoder28", "build_projection_head", "build_predictor"),
     "contrastive": ("SimCLR", "MoCo", "pretrain_simclr", "momentum_update"),
     "siamese": ("SimSiam",),
     "pretext": ("RotationPrediction",),
