@@ -261,6 +261,11 @@ class MoCo(SelfSupervisedModel):
             self.queue_pointer = self.add_weight(shape=(), name="queue_pointer", dtype="int32", trainable=False,
                                                  initializer="zeros")
 
+    def update_key_network(self, momentum) -> None:
+        """Move the key network towards the query network (:func:`momentum_update`, in place)."""
+        momentum_update(self.key_encoder.weights, self.encoder.weights, momentum)
+        momentum_update(self.key_head.weights, self.projection_head.weights, momentum)
+
     def _enqueue(self, keys):
         n = ops.shape(keys)[0]
         rows = ops.mod(self.queue_pointer + ops.arange(n, dtype="int32"), self.queue_size)
@@ -269,8 +274,7 @@ class MoCo(SelfSupervisedModel):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if training:  # MoCo updates the key network from the current query network before computing keys
-            momentum_update(self.key_encoder.weights, self.encoder.weights, self.momentum)
-            momentum_update(self.key_head.weights, self.projection_head.weights, self.momentum)
+            self.update_key_network(self.momentum)
         view1, view2 = self.two_views(x)
         both = ops.concatenate([view1, view2], axis=0)
         q1, q2 = ops.split(self.projection_head(self.encoder(both, training=training), training=training), 2)
