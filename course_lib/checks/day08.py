@@ -1,5 +1,4 @@
-"""Self-checks for Day 08 (beyond SimCLR): the momentum update, BYOL's loss, rotation batches and the
-target-momentum study."""
+"""Self-checks for Day 08 (beyond SimCLR): the momentum update, BYOL's loss and the target-momentum study."""
 
 from __future__ import annotations
 
@@ -30,15 +29,6 @@ HINTS = register_hints({
                "Usual mistakes: pairing a prediction with the target of its own view, forgetting the "
                "stop-gradient (gradients then flow into the target network), or not normalising, which lets "
                "the network shrink its outputs instead of aligning them.")),
-    "day08.rotation_batch": Hints(
-        todo="Return the four rotations of the batch and their labels, as described above the exercise cell.",
-        tiers=("A quarter turn of a square image is a transpose of its two spatial axes followed by a flip; "
-               "applying it repeatedly gives the half and three-quarter turns.",
-               "With keras.ops: transpose the (row, column) axes of the (N, s, s, c) tensor, flip along the row "
-               "axis for a counter-clockwise quarter turn; concatenate the four batches along axis 0 and repeat "
-               "each label 0, 1, 2, 3 N times.",
-               "Usual mistakes: rotating clockwise (compare with numpy's rot90 on one image), interleaving the "
-               "labels instead of grouping them, or transposing the batch or channel axis.")),
     "day08.target_momentum": Hints(
         todo="Write initial_weight_share: what fraction of the target network is still its random start.",
         tiers=("Every update keeps the fraction tau of the current target and mixes in 1 - tau of the online "
@@ -160,29 +150,6 @@ def check_byol_loss(byol_loss):
     return run_check("day08.byol_loss", "Exercise 8.2 - BYOL loss", test, spy=spy)
 
 
-def check_rotation_batch(rotation_batch):
-    """Check ``rotation_batch(images) -> (rotated, labels)`` (Exercise 8.3) against ``np.rot90``."""
-    from course_lib.models import pretext
-
-    spy = ReferenceSpy(pretext.rotation_batch, pretext.rotate90)
-    student = spy.wrap(rotation_batch)
-
-    def test():
-        x = np.random.default_rng(2).uniform(size=(3, 6, 6, 1)).astype("float32")
-        rotated, labels = student(x)
-        rotated, labels = _numpy(rotated), _numpy(labels)
-        expect(rotated.shape == (12, 6, 6, 1), f"expected 4N = 12 rotated images of shape (6, 6, 1), got {rotated.shape}")
-        expect(labels.shape == (12,) and labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3,
-               f"labels should be N zeros, then N ones, N twos and N threes; got {labels.tolist()}")
-        for k in range(4):
-            expect(np.allclose(rotated[3 * k: 3 * k + 3], np.rot90(x, k, axes=(1, 2))),
-                   f"images with label {k} should be the batch turned {90 * k} degrees counter-clockwise "
-                   f"(numpy's rot90 with k={k} on the two spatial axes)")
-        return "all four rotations, in order, with the right labels"
-
-    return run_check("day08.rotation_batch", "Exercise 8.3 - rotation pretext batch", test, spy=spy)
-
-
 def reference_initial_weight_share(momentum: float, total_steps: int, cosine: bool = False) -> float:
     """Share of a momentum target's weights still made of its initial values after ``total_steps`` EMA updates."""
     steps = np.arange(int(total_steps))
@@ -194,7 +161,7 @@ def reference_initial_weight_share(momentum: float, total_steps: int, cosine: bo
 
 
 def check_initial_weight_share(initial_weight_share):
-    """Check ``initial_weight_share(momentum, total_steps, cosine=False) -> float`` (Exercise 8.4, investigate)."""
+    """Check ``initial_weight_share(momentum, total_steps, cosine=False) -> float`` (Exercise 8.3, investigate)."""
     spy = ReferenceSpy(reference_initial_weight_share)
     student = spy.wrap(initial_weight_share)
 
@@ -207,4 +174,4 @@ def check_initial_weight_share(initial_weight_share):
         expect(math.isclose(float(student(0.7, 0, False)), 1.0), "after 0 updates the target is all initial weights")
         return "matches the reference for constant and cosine momentum"
 
-    return run_check("day08.target_momentum", "Exercise 8.4 - how fast does the target forget its start?", test, spy=spy)
+    return run_check("day08.target_momentum", "Exercise 8.3 - how fast does the target forget its start?", test, spy=spy)
