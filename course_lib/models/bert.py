@@ -601,24 +601,35 @@ def _mean_over_tokens(hidden, token_ids):
     return layers.GlobalAveragePooling1D(name="mean_over_tokens")(hidden, mask=ops.not_equal(token_ids, PAD_ID))
 
 
-def pooled_features(model: MiniBert, token_ids, batch_size: int = 256) -> np.ndarray:
-    """Sequence features for a linear probe: the encoder's hidden states averaged over the real tokens.
+def pooled_features(model: MiniBert, token_ids, batch_size: int = 256, layer: str = "encoder") -> np.ndarray:
+    """Sequence features for a linear probe: token vectors of one layer averaged over the real tokens.
 
     The masked-LM objective trains no sequence-level output (``[CLS]`` gets no loss of its own without
-    BERT's next-sentence task), so the features of a sequence are the mean of its contextual token
-    vectors (``[CLS]`` and ``[SEP]`` included, ``[PAD]`` excluded), computed in inference mode.
+    BERT's next-sentence task), so the features of a sequence are the mean of its token vectors (``[CLS]``
+    and ``[SEP]`` included, ``[PAD]`` excluded), computed in inference mode: by default the encoder's last
+    hidden states (contextual vectors), or with ``layer="embeddings"`` the input embeddings (token plus
+    position vectors; the token vectors are the ones the tied output layer scores, so pretraining arranges
+    them by the contexts words appear in).
 
     Args:
         model: a :class:`MiniBert` (trained or not).
         token_ids: int ``(n, L)`` sequences of the model's length.
         batch_size: rows per forward pass.
+        layer: ``"encoder"`` (last hidden states) or ``"embeddings"``.
 
     Returns:
         float32 ``(n, hidden_dim)``.
+
+    Raises:
+        ValueError: an unknown ``layer``.
     """
+    if layer not in ("encoder", "embeddings"):
+        raise ValueError(f"layer must be 'encoder' or 'embeddings', got {layer!r}")
     token_ids = np.asarray(token_ids, dtype=np.int32)
     inputs = keras.Input(shape=(model.sequence_length,), dtype="int32", name="token_ids")
-    pooled = keras.Model(inputs, _mean_over_tokens(model.encoder()(inputs), inputs), name="pooled_encoder")
+    source = model.encoder() if layer == "encoder" else keras.Model(
+        model.get_layer("embeddings").input, model.get_layer("embeddings").output, name="embedding_layer")
+    pooled = keras.Model(inputs, _mean_over_tokens(source(inputs), inputs), name="pooled_encoder")
     out = [_predict_fixed_batch(pooled, token_ids[i:i + batch_size], batch_size)
            for i in range(0, len(token_ids), batch_size)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.hidden_dim), np.float32)

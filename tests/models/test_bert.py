@@ -228,6 +228,12 @@ def test_encoder_pooled_features_and_classifier():
     assert features.shape == (2, 32) and features.dtype == np.float32
     np.testing.assert_allclose(features[0], hidden[0, :5].mean(axis=0), atol=1e-5)  # [PAD] excluded
     np.testing.assert_allclose(features[1], hidden[1, :7].mean(axis=0), atol=1e-5)
+    embedded = keras.ops.convert_to_numpy(
+        keras.Model(model.get_layer("embeddings").input, model.get_layer("embeddings").output)(ids))
+    np.testing.assert_allclose(bert.pooled_features(model, ids, layer="embeddings")[0], embedded[0, :5].mean(axis=0),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="layer"):
+        bert.pooled_features(model, ids, layer="middle")
     classifier = bert.build_text_classifier(model, 3)
     assert classifier(ids).shape == (2, 3)
     before = model.token_embedding_matrix().copy()
