@@ -6,6 +6,7 @@ concern, one module per idea::
     course_lib/
       __init__.py        setup() and record_metrics() shortcuts; submodules load lazily
       config.py          mode / dataset / seed resolution, setup() (seeds everything, prints the backend)
+      backends.py        the Keras backend and devices (DataParallel on JAX with COURSE_DEVICES=all); to_numpy
       paths.py           the project root, build/, the dataset cache data/, solutions/ and lessons/
       losses.py          every objective of the course (VAE, GAN, NT-Xent, InfoNCE, SimSiam, FixMatch...)
       training.py        shared training helpers: batched inference, seed / optimizer resets, KerasFitPredict,

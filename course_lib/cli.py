@@ -1,15 +1,18 @@
 """The ``course`` command (also ``python -m course_lib``).
 
-- ``course run [DAYS...] [--mode quick|full] [--dataset mnist5k|digits|mnist|fashion_mnist]``: execute the
-  solution notebooks headless into ``build/`` (executed notebook + HTML per day), print a table of
-  each day's wall time and recorded metrics, and write ``build/metrics.json`` (and ``build/leaderboard.json``
-  when Day 10 ran).
+- ``course run [DAYS...] [--mode quick|full] [--dataset mnist5k|digits|mnist|fashion_mnist]
+  [--backend tensorflow|jax|torch] [--devices one|all]``: execute the solution notebooks headless into ``build/``
+  (executed notebook + HTML per day), print a table of each day's wall time and recorded metrics, and write
+  ``build/metrics.json`` (and ``build/leaderboard.json`` when Day 10 ran). The kernels run on the Keras backend
+  chosen (default ``$KERAS_BACKEND``, else TensorFlow); ``--devices all`` makes them train data-parallel over
+  every device present (JAX backend only; see :mod:`course_lib.backends`).
 - ``course lessons [--check]``: regenerate ``lessons/`` from ``solutions/``.
 - ``course grade SUBMISSIONS... --day N --out DIR``: grade submitted lesson notebooks into a gradebook
   (see :mod:`course_lib.grading`).
 
-Errors the user can fix (unknown day, mode or dataset; a dataset that is not cached while offline)
-print one ``course: error: ...`` line and exit with status 2 (usage) or 1 (run failure).
+Errors the user can fix (unknown day, mode, dataset or backend; a backend that is not installed; ``--devices all``
+off JAX; a dataset that is not cached while offline) print one ``course: error: ...`` line and exit with status 2
+(usage) or 1 (run failure).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course_lib import paths
+from course_lib.backends import (BACKEND_EXTRAS, BACKENDS, DEVICE_CHOICES, backend_installed, resolve_backend,
+                                 resolve_devices)
 from course_lib.config import DATASETS, MODES, ConfigError, resolve_dataset, resolve_mode
-
 
 
 class CourseError(Exception):
@@ -45,6 +49,7 @@ class DayRun:
     wall_s: float = 0.0
     metrics: dict = field(default_factory=dict)
     error: str = ""
+    cpu_s: float | None = None  # CPU time (user + system) of the notebook's kernel; None where unmeasurable
 
 
 def available_days(solutions: Path) -> dict[str, Path]:
@@ -133,7 +138,7 @@ def write_outputs(nb, out_dir: Path, stem: str) -> None:
 
 
 def format_table(runs: list[DayRun]) -> str:
-    """The ``course run`` summary: one block per day, its status, wall time and metrics."""
+    """The ``course run`` summary: one block per day, its status, wall and CPU time, and metrics."""
     from course_lib.reporting import render_table
 
     rows = []
@@ -141,9 +146,11 @@ def format_table(runs: list[DayRun]) -> str:
         metrics = list(run.metrics.items()) or [("-", "")]
         for i, (name, value) in enumerate(metrics):
             shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            rows.append((run.day if i == 0 else "", run.status if i == 0 else "",
-                         f"{run.wall_s:.1f}" if i == 0 else "", name, shown))
-    return render_table(("day", "status", "wall_s", "metric", "value"), rows, align="llrll")
+            first = i == 0
+            cpu = "-" if run.cpu_s is None else f"{run.cpu_s:.1f}"
+            rows.append((run.day if first else "", run.status if first else "", f"{run.wall_s:.1f}" if first else "",
+                         cpu if first else "", name, shown))
+    return render_table(("day", "status", "wall_s", "cpu_s", "metric", "value"), rows, align="llrrll")
 
 
 def _progress_printer(day: str, started: float):
@@ -162,6 +169,14 @@ def cmd_run(args) -> int:
     from course_lib.reporting import extract_metrics
 
     mode, dataset = resolve_mode(args.mode), resolve_dataset(args.dataset)
+    backend, devices = resolve_backend(args.backend), resolve_devices(args.devices)
+    if not backend_installed(backend):
+        extra = BACKEND_EXTRAS[backend]
+        raise CourseError(f"the {backend} backend is not installed here"
+                          + (f" (pip install -e \".[{extra}]\")" if extra else ""), status=2)
+    if devices == "all" and backend != "jax":
+        raise CourseError(f"--devices all needs the JAX backend (keras.distribution.DataParallel), "
+                          f"not {backend}: add --backend jax", status=2)
     days = available_days(paths.solutions_dir())
     if not days:
         raise CourseError(f"no solution notebooks found in {paths.solutions_dir()}")
@@ -174,18 +189,22 @@ def cmd_run(args) -> int:
     out_dir = Path(args.out).resolve() if args.out else paths.build_dir()
     os.environ["COURSE_BUILD_DIR"] = str(out_dir)  # saved models (Day 07 -> Day 10) go with this run's output
     os.environ["COURSE_MODE"], os.environ["COURSE_DATASET"] = mode, dataset  # inherited by the kernels
+    os.environ["KERAS_BACKEND"], os.environ["COURSE_DEVICES"] = backend, devices
     if args.corpus:
         os.environ["COURSE_CORPUS"] = args.corpus
-    print(f"course run: {len(selected)} notebook(s), mode={mode}, dataset={dataset}, output in {out_dir}")
+    print(f"course run: {len(selected)} notebook(s), mode={mode}, dataset={dataset}, backend={backend}, "
+          f"devices={devices}, output in {out_dir}")
     runs, leaderboard = [], None
     for number, day in enumerate(selected, 1):
         path = days[day]
         print(f"[{number}/{len(selected)}] {path.name}", flush=True)
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), _children_cpu_s()
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
         nb, error = execute_notebook(path, args.timeout, _progress_printer(day, started),
                                      kernel_log=out_dir / "logs" / f"{path.stem}.kernel.log")
-        run = DayRun(day, path.name, wall_s=round(time.perf_counter() - started, 1))
+        cpu_after = _children_cpu_s()
+        run = DayRun(day, path.name, wall_s=round(time.perf_counter() - started, 1),
+                     cpu_s=None if cpu_before is None else round(cpu_after - cpu_before, 1))
         if sys.stdout.isatty():
             print()
         run.metrics = extract_metrics(nb).get(day, {})
@@ -207,8 +226,9 @@ def cmd_run(args) -> int:
         except (OSError, ValueError):
             previous = {}
     for run in runs:
-        previous[run.day] = {"wall_s": run.wall_s, "status": run.status, "mode": mode, "dataset": dataset,
-                             "metrics": run.metrics, **({"error": run.error} if run.error else {})}
+        previous[run.day] = {"wall_s": run.wall_s, "cpu_s": run.cpu_s, "status": run.status, "mode": mode,
+                             "dataset": dataset, "backend": backend, "devices": devices, "metrics": run.metrics,
+                             **({"error": run.error} if run.error else {})}
     _write_json(metrics_file, dict(sorted(previous.items())))
     print()
     print(format_table(runs))
@@ -222,6 +242,16 @@ def cmd_run(args) -> int:
               f"(see the executed notebooks in {out_dir})", file=sys.stderr)
         return 1
     return 0
+
+
+def _children_cpu_s() -> float | None:
+    """User + system CPU seconds of this process's finished child processes (the kernels, once shut down)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _write_json(path: Path, payload) -> None:
@@ -252,12 +282,13 @@ def cmd_lessons(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    """``course grade``: grade submitted notebooks of one day (see :mod:`course_lib.grading`)."""
-    from course_lib import grading
+    """``course grade``: grade submitted notebooks of one day in the sandbox (see :mod:`course_lib.grading`)."""
+    from course_lib.grading import batch
+    from course_lib.grading.assignment import GradingError
 
     try:
-        return grading.run_cli(args)
-    except grading.GradingError as error:
+        return batch.run_cli(args)
+    except GradingError as error:
         raise CourseError(str(error), status=2) from error
 
 
@@ -278,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image dataset (default mnist5k, offline; $COURSE_DATASET)")
     run.add_argument("--corpus", default=None,
                      help="Day 09 text: pydoc (default, offline), imdb or a folder of .txt files ($COURSE_CORPUS)")
+    run.add_argument("--backend", choices=BACKENDS, default=None,
+                     help="Keras backend of the kernels (default $KERAS_BACKEND, else tensorflow)")
+    run.add_argument("--devices", choices=DEVICE_CHOICES, default=None,
+                     help="one (default) or all: train data-parallel over every device, JAX only ($COURSE_DEVICES)")
     run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")
     run.add_argument("--out", default=None, help="output folder (default build/ or $COURSE_BUILD_DIR)")
     run.set_defaults(func=cmd_run)
@@ -286,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     lessons.add_argument("--check", action="store_true", help="only report lessons that are out of date")
     lessons.set_defaults(func=cmd_lessons)
 
-    from course_lib import grading
+    from course_lib.grading import options as grading
 
     grade = sub.add_parser("grade", help="grade submitted lesson notebooks of one day into a gradebook")
     grade.add_argument("submissions", nargs="+", help="submitted files and/or folders (one sub-folder per student)")
@@ -301,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"address-space cap per kernel in MB, 0 for none (default {grading.DEFAULT_MEMORY_MB})")
     grade.add_argument("--max-output-kb", type=int, default=grading.DEFAULT_MAX_OUTPUT_KB,
                        help=f"output kept per notebook in KB (default {grading.DEFAULT_MAX_OUTPUT_KB})")
+    grade.add_argument("--scratch-mb", type=int, default=grading.DEFAULT_SCRATCH_MB,
+                       help=f"size of each sandbox's private /tmp in MB (default {grading.DEFAULT_SCRATCH_MB})")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run submissions without the bubblewrap sandbox, with your user's access (not for untrusted code)")
     grade.add_argument("--force", action="store_true", help="re-grade submissions already in the journal")
     grade.set_defaults(func=cmd_grade)
     return parser

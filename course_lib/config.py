@@ -7,7 +7,10 @@ Every notebook has a papermill-style ``parameters`` cell::
     SEED = 0
 
 followed by ``cfg = course_lib.setup(MODE, DATASET, SEED)``, which validates the values, seeds
-Python, NumPy and Keras (``keras.utils.set_random_seed``) and returns a :class:`CourseConfig`.
+Python, NumPy and Keras (``keras.utils.set_random_seed``), sets up the devices (``$COURSE_DEVICES``, see
+:func:`course_lib.backends.configure_devices`), prints the Keras backend and the devices, and returns a
+:class:`CourseConfig`. The backend itself is chosen by ``$KERAS_BACKEND`` before Keras is imported
+(``course run --backend``).
 """
 
 from __future__ import annotations
@@ -57,11 +60,15 @@ class CourseConfig:
         mode: ``"quick"`` (CPU-sized, what CI runs) or ``"full"`` (more data and epochs).
         dataset: image dataset name, one of :data:`DATASETS`.
         seed: the integer seed given to ``keras.utils.set_random_seed``.
+        backend: the Keras backend of this process (``"tensorflow"``, ``"jax"`` or ``"torch"``).
+        devices: the devices training runs on, e.g. ``("cpu:0",)``; more than one under data parallelism.
     """
 
     mode: str
     dataset: str
     seed: int
+    backend: str = "tensorflow"
+    devices: tuple[str, ...] = ("cpu:0",)
 
     @property
     def quick(self) -> bool:
@@ -73,45 +80,39 @@ class CourseConfig:
         return quick if self.quick else full
 
 
-def setup(mode: str | None = None, dataset: str | None = None, seed: int = 0, verbose: bool = True) -> CourseConfig:
-    """Validate the run configuration and seed every random number generator.
+def setup(mode: str | None = None, dataset: str | None = None, seed: int = 0, verbose: bool = True,
+          devices: str | None = None) -> CourseConfig:
+    """Validate the run configuration, seed every random number generator and set up the devices.
 
     Args:
         mode: ``"quick"``, ``"full"`` or None (read ``$COURSE_MODE``, default quick).
         dataset: ``"mnist5k"``, ``"digits"``, ``"mnist"``, ``"fashion_mnist"`` or None (read ``$COURSE_DATASET``,
             default mnist5k).
         seed: non-negative integer passed to ``keras.utils.set_random_seed`` (seeds Python, NumPy and the backend).
-        verbose: print one line describing the configuration and the Keras backend / devices.
+        verbose: print one line describing the configuration, the Keras backend and the devices.
+        devices: ``"one"``, ``"all"`` or None (read ``$COURSE_DEVICES``, default one). ``"all"`` trains the models
+            built afterwards data-parallel over every device found, on the JAX backend
+            (:func:`course_lib.backends.configure_devices`); elsewhere it says that it uses one device.
 
     Returns:
         The :class:`CourseConfig`.
 
     Raises:
-        ConfigError: unknown mode or dataset, or a seed that is not a non-negative integer.
+        ConfigError: unknown mode, dataset or devices, or a seed that is not a non-negative integer.
     """
+    from course_lib import backends
+
     resolved_mode = resolve_mode(mode)
     resolved_dataset = resolve_dataset(dataset)
+    resolved_devices = backends.resolve_devices(devices)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     import keras
 
     keras.utils.set_random_seed(seed)
-    cfg = CourseConfig(resolved_mode, resolved_dataset, seed)
+    placement = backends.configure_devices(resolved_devices)
+    cfg = CourseConfig(resolved_mode, resolved_dataset, seed, keras.backend.backend(), tuple(placement.used))
     if verbose:
-        print(f"mode={cfg.mode} dataset={cfg.dataset} seed={cfg.seed} | "
-              f"Keras {keras.__version__} on {keras.backend.backend()} ({_device_summary()})")
+        print(f"mode={cfg.mode} dataset={cfg.dataset} seed={cfg.seed} | Keras {keras.__version__} on {cfg.backend}"
+              f" | devices found: {', '.join(placement.found)}; training on {placement.description}")
     return cfg
-
-
-def _device_summary() -> str:
-    try:
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            return f"{len(gpus)} GPU" if gpus else "CPU"
-    except Exception:  # device discovery is informative only
-        pass
-    return "device unknown"

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from course_lib.backends import to_numpy
+
 
 def _plt():
     import matplotlib.pyplot as plt
@@ -37,7 +39,7 @@ def image_grid(images, labels: Sequence | None = None, n_cols: int = 10, title: 
         ValueError: an array that is not a stack of images, or ``labels`` of the wrong length.
     """
     plt = _plt()
-    images = np.asarray(images)
+    images = to_numpy(images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim not in (3, 4) or len(images) == 0:
@@ -81,7 +83,7 @@ def embedding_scatter(points, labels=None, title: str | None = None, ax=None, cl
         ValueError: ``points`` is not ``(n, 2)`` or ``labels`` has another length.
     """
     plt = _plt()
-    points = np.asarray(points)
+    points = to_numpy(points)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must have shape (n, 2), got {points.shape}")
     if ax is None:
@@ -89,7 +91,7 @@ def embedding_scatter(points, labels=None, title: str | None = None, ax=None, cl
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=s, alpha=0.8)
     else:
-        labels = np.asarray(labels)
+        labels = to_numpy(labels)
         if labels.shape != (len(points),):
             raise ValueError(f"labels must have shape ({len(points)},), got {labels.shape}")
         cmap = plt.get_cmap("tab10")

@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from course_lib.backends import to_numpy
+
 
 def predict_batched(model, x, batch_size: int = 512) -> np.ndarray:
     """Run ``model`` in inference mode on ``x`` batch by batch and return one NumPy array.
@@ -40,7 +42,7 @@ def predict_batched(model, x, batch_size: int = 512) -> np.ndarray:
     """
     from keras import ops
 
-    x = np.asarray(x)
+    x = to_numpy(x)
     if not np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float32, copy=False)
     if len(x) == 0 or batch_size < 1:
@@ -156,7 +158,7 @@ class KerasFitPredict:
         self.model.set_weights(self.build_model().get_weights())
         reset_seed_generators(self.model, seed)
         restore_optimizer(self.model.optimizer, self._optimizer_state)
-        x_labeled, y_labeled = np.asarray(x_labeled, np.float32), np.asarray(y_labeled, np.int64)
+        x_labeled, y_labeled = to_numpy(x_labeled, np.float32), to_numpy(y_labeled, np.int64)
         rng = np.random.default_rng(seed)
         reps = int(np.ceil(self.rows_per_epoch / len(x_labeled)))
         rows = np.concatenate([rng.permutation(len(x_labeled)) for _ in range(reps)])[:self.rows_per_epoch]
@@ -201,7 +203,7 @@ def fit_self_supervised(model, x_train, epochs: int, batch_size: int = SELF_SUPE
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule))
-    return model.fit(np.asarray(x_train, dtype=np.float32), epochs=epochs, batch_size=batch_size, shuffle=True,
+    return model.fit(to_numpy(x_train, dtype=np.float32), epochs=epochs, batch_size=batch_size, shuffle=True,
                      verbose=verbose, callbacks=callbacks)
 
 

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 #: Tests that take about 10 s or more alone on 2 idle CPU cores, their fixtures included (12 s or more of CPU
-#: time; the three users of the trained self-supervised models share a 14 s fixture), and the end-to-end run of
-#: ``course run`` (three notebook kernels). Node ids without parameters, relative to the project root;
+#: time; the three users of the trained self-supervised models share a 14 s fixture), the end-to-end runs of
+#: ``course run`` (notebook kernels) and the two-device training (a JAX process of its own). Node ids without
+#: parameters, relative to the project root;
 #: tests/test_conftest.py checks that each one still exists.
 SLOW_TESTS = frozenset({
     "tests/test_cli.py::test_cmd_run_end_to_end",
@@ -29,6 +30,8 @@ SLOW_TESTS = frozenset({
     "tests/models/test_contrastive.py::test_save_load_round_trip",
     "tests/models/test_pretext.py::test_rotation_accuracy_rises",
     "tests/models/test_gan.py::test_same_seed_same_result",
+    "tests/test_backends.py::test_two_simulated_devices_train_like_one",
+    "tests/test_benchmarks.py::test_runs_each_backend_and_tabulates_days",
 })
 
 PYPROJECT = '[project]\nname = "learning-without-labels"\nversion = "0.0.0"\n'

@@ -20,9 +20,17 @@ from course_lib.cli import CourseError, DayRun, format_table, main, select_days
 
 @pytest.fixture(autouse=True)
 def _cli_env(clean_course_env, monkeypatch):
-    # cmd_run sets COURSE_MODE / COURSE_DATASET for its kernels: setenv first so they are restored
+    # cmd_run sets COURSE_MODE / COURSE_DATASET / KERAS_BACKEND for its kernels: setenv first so they are restored
     monkeypatch.setenv("COURSE_MODE", "quick")
     monkeypatch.setenv("COURSE_DATASET", "digits")
+    monkeypatch.setenv("KERAS_BACKEND", keras_backend())
+
+
+def keras_backend():
+    """The backend this test process runs on (the kernels of ``course run`` get the same by default)."""
+    import keras
+
+    return keras.backend.backend()
 
 
 def run_cli(*args, cwd, env=None):
@@ -77,15 +85,15 @@ def test_select_days_none_available():
 
 
 def test_format_table():
-    runs = [DayRun("day01", "day01_intro.ipynb", "ok", 12.34, {"acc_1": 0.123456, "n": 1347}),
+    runs = [DayRun("day01", "day01_intro.ipynb", "ok", 12.34, {"acc_1": 0.123456, "n": 1347}, cpu_s=20.06),
             DayRun("day02", "day02_clustering.ipynb", "failed", 3.0, {}, "ValueError: boom")]
     lines = format_table(runs).splitlines()
-    assert lines[0].split() == ["day", "status", "wall_s", "metric", "value"]
+    assert lines[0].split() == ["day", "status", "wall_s", "cpu_s", "metric", "value"]
     assert set(lines[1].replace(" ", "")) == {"-"}
-    assert lines[2].split() == ["day01", "ok", "12.3", "acc_1", "0.1235"]
+    assert lines[2].split() == ["day01", "ok", "12.3", "20.1", "acc_1", "0.1235"]
     assert lines[3].split() == ["n", "1347"]
     assert lines[3].startswith(" ")  # continuation row of day01
-    assert lines[4].split() == ["day02", "failed", "3.0", "-"]
+    assert lines[4].split() == ["day02", "failed", "3.0", "-", "-"]  # CPU time not measured
     assert len(lines) == 5
     # columns line up: every "metric" cell starts at the same offset
     offset = lines[0].index("metric")
@@ -148,6 +156,52 @@ def test_no_solutions(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(paths, "solutions_dir", lambda: tmp_path / "empty")
     assert main(["run"]) == 1
     assert "no solution notebooks" in one_error_line(capsys.readouterr().err)
+
+
+# --- backend and devices: one line, exit 2, before anything runs ----------------------------------
+
+def test_unknown_backend(project, capsys):
+    assert main(["run", "--backend", "mxnet"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "mxnet" in line and "tensorflow" in line and "jax" in line and "torch" in line
+
+
+def test_unknown_backend_from_env(project, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_BACKEND", "theano")
+    assert main(["run"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "theano" in line and "KERAS_BACKEND" in line
+
+
+def test_backend_not_installed(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "backend_installed", lambda name: name == "tensorflow")
+    assert main(["run", "--backend", "torch", "--out", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "torch backend is not installed" in line and 'pip install -e ".[torch]"' in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_devices_all_needs_jax(project, tmp_path, monkeypatch, capsys, backend):
+    monkeypatch.setattr(cli, "backend_installed", lambda name: True)
+    assert main(["run", "--backend", backend, "--devices", "all", "--out", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--devices all needs the JAX backend" in line and backend in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_devices_subprocess(project):
+    result = run_cli("run", "--devices", "several", cwd=project)
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert "several" in line and "one" in line and "all" in line
+
+
+def test_unknown_devices_from_env(project, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DEVICES", "many")
+    assert main(["run"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "many" in line and "COURSE_DEVICES" in line
 
 
 # --- dataset not cached while offline: exit 1, says which file to put where ----------------------------
@@ -246,16 +300,24 @@ def test_cmd_run_end_to_end(project, tmp_path, capsys, write_nb):
 
 
 def test_cmd_run_selected_day_only(project, tmp_path, capsys, write_nb):
-    write_nb(project / "solutions" / "day01_intro.ipynb", "import course_lib",
-             'course_lib.record_metrics("day01", {"acc": 0.25})')
+    backend = keras_backend()
+    write_nb(project / "solutions" / "day01_intro.ipynb", "import os\nimport course_lib",
+             'course_lib.record_metrics("day01", {"acc": 0.25})',
+             # the kernel runs on the backend and devices chosen (asserted here: record_metrics takes numbers)
+             f'assert os.environ["KERAS_BACKEND"] == "{backend}" and os.environ["COURSE_DEVICES"] == "one"')
     out = tmp_path / "out"
-    args = Namespace(days=["day01_intro.ipynb"], mode=None, dataset=None, corpus=None, timeout=120, out=str(out))
+    args = Namespace(days=["day01_intro.ipynb"], mode=None, dataset=None, corpus=None, timeout=120, out=str(out),
+                     backend=backend, devices=None)
     assert cli.cmd_run(args) == 0
+    captured = capsys.readouterr()
+    assert f"backend={backend}, devices=one" in captured.out
+    assert captured.err == ""
     assert sorted(p.name for p in out.glob("*.ipynb")) == ["day01_intro.ipynb"]
     recorded = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert recorded == {"day01": {"wall_s": recorded["day01"]["wall_s"], "status": "ok", "mode": "quick",
-                                  "dataset": "digits", "metrics": {"acc": 0.25}}}
-    assert capsys.readouterr().err == ""
+    assert recorded == {"day01": {"wall_s": recorded["day01"]["wall_s"], "cpu_s": recorded["day01"]["cpu_s"],
+                                  "status": "ok", "mode": "quick", "dataset": "digits", "backend": keras_backend(),
+                                  "devices": "one", "metrics": {"acc": 0.25}}}
+    assert recorded["day01"]["cpu_s"] > 0  # the kernel's own CPU time (it is reaped after each notebook)
     assert not (out / "leaderboard.json").exists()  # no notebook recorded one
 
 

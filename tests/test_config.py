@@ -107,9 +107,19 @@ def test_setup_returns_resolved_config(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_MODE", "full")
     monkeypatch.setenv("COURSE_DATASET", "fashion-mnist")
     cfg = setup(seed=7)
-    assert cfg == CourseConfig("full", "fashion_mnist", 7)
+    import keras
+
+    from course_lib.backends import list_devices
+
+    assert cfg == CourseConfig("full", "fashion_mnist", 7, keras.backend.backend(), tuple(list_devices()[:1]))
     out = capsys.readouterr().out
     assert "mode=full" in out and "dataset=fashion_mnist" in out and "seed=7" in out
+    assert f"on {keras.backend.backend()}" in out and "training on one device" in out
+
+
+def test_setup_rejects_unknown_devices():
+    with pytest.raises(ConfigError, match="devices"):
+        setup("quick", "digits", 0, verbose=False, devices="most")
 
 
 def test_setup_quiet(capsys):

@@ -1,5 +1,7 @@
-"""environment.yml installs exactly what ``pip install -e ".[dev]"`` installs, on a supported Python."""
+"""environment.yml installs exactly what ``pip install -e ".[dev]"`` installs, on a supported Python, and its
+comments say how to add the optional extras (``gpu``; the ``jax`` / ``torch`` backends) as pyproject.toml has them."""
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -93,3 +95,53 @@ def test_console_script(pyproject):
     from course_lib import cli
 
     assert callable(cli.main)
+
+
+# --- the backend extras ------------------------------------------------------------------------------
+
+def environment_comments() -> str:
+    lines = (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines()
+    return "\n".join(line.lstrip("# ") for line in lines if line.lstrip().startswith("#"))
+
+
+def test_backend_extras_install_what_course_lib_checks_for(pyproject):
+    from course_lib.backends import BACKEND_EXTRAS, BACKEND_MODULES
+
+    extras = pyproject["project"]["optional-dependencies"]
+    for backend, extra in BACKEND_EXTRAS.items():
+        if extra is None:  # TensorFlow: a base dependency
+            names = {canonicalize_name(Requirement(r).name) for r in pyproject["project"]["dependencies"]}
+        else:
+            names = {canonicalize_name(Requirement(r).name) for r in extras[extra]}
+            assert len(names) == len(extras[extra]), f"duplicate requirement in the {extra} extra"
+        assert set(BACKEND_MODULES[backend]) <= names, (backend, names)
+
+
+def test_jax_and_jaxlib_move_together(pyproject):
+    extra = pyproject["project"]["optional-dependencies"]["jax"]
+    jax = {canonicalize_name(Requirement(r).name): Requirement(r) for r in extra}
+    assert set(jax) == {"jax", "jaxlib"}
+    assert jax["jax"].specifier == jax["jaxlib"].specifier
+    assert any(s.operator == "<" for s in jax["jax"].specifier), "an upper bound, as for tensorflow"
+
+
+def test_torch_is_pinned_exactly(pyproject):
+    # an unpinned torch resolves to the newest multi-GB CUDA build
+    (torch,) = [Requirement(r) for r in pyproject["project"]["optional-dependencies"]["torch"]]
+    assert canonicalize_name(torch.name) == "torch" and not torch.extras
+    (pin,) = list(torch.specifier)
+    assert pin.operator == "==" and "*" not in pin.version
+
+
+def test_environment_comments_explain_every_extra(pyproject):
+    comments = environment_comments()
+    extras = pyproject["project"]["optional-dependencies"]
+    for extra in ("jax", "torch"):
+        assert f"-e .[{extra}]" in comments, f"environment.yml does not say how to add the {extra} extra"
+    assert "-e .[jax,torch]" in comments
+    named = set(re.findall(r"-e \.\[([a-z,]+)\]", comments))
+    for group in named:
+        assert set(group.split(",")) <= set(extras), f"environment.yml names an extra that does not exist: {group}"
+    # the gpu extra is spelled out in full: it must be the extra's own requirement
+    (gpu_comment,) = re.findall(r'"(tensorflow\[and-cuda\][^"]*)"', comments)
+    assert [normalise(gpu_comment)] == [normalise(r) for r in extras["gpu"]]

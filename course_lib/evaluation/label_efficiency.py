@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from course_lib.backends import to_numpy
 from course_lib.data.datasets import labeled_subset
 from course_lib.evaluation._validate import labels_1d
 
@@ -92,7 +93,7 @@ def label_efficiency_curve(fit_predict: Callable, x_train, y_train, x_test, y_te
         draws = 1 if budget is None else n_draws
         for draw in range(draws):
             idx = np.arange(len(y_train)) if budget is None else labeled_subset(y_train, budget, seed=seed + draw)
-            predictions = np.asarray(fit_predict(x_train[idx], y_train[idx], x_test))
+            predictions = to_numpy(fit_predict(x_train[idx], y_train[idx], x_test))
             if predictions.shape != y_test.shape:
                 raise ValueError(f"fit_predict returned shape {predictions.shape}, expected {y_test.shape}")
             accs.append(float(np.mean(predictions == y_test)))

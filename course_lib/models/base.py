@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import keras
 
+from course_lib.data.augment import allow_jit_on_jax
+
 
 def deserialize_submodels(config: dict, keys, custom_objects=None) -> dict:
     """Return a copy of a model's ``get_config()`` dict with the sub-models under ``keys`` rebuilt.
@@ -79,7 +81,7 @@ class SelfSupervisedModel(SubmodelConfig, keras.Model):
     def __init__(self, encoder, augmenter=None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
-        self.augmenter = augmenter
+        self.augmenter = allow_jit_on_jax(augmenter)  # else no jax.jit for the whole model (see the function)
         self.seed = seed
         self.trackers = [keras.metrics.Mean(name=name) for name in self.METRICS]
 

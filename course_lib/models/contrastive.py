@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from course_lib import losses, training
+from course_lib.backends import to_numpy
 from course_lib.data.augment import build_augmenter
 from course_lib.models.base import SelfSupervisedModel
 from course_lib.models.encoders import build_encoder, build_projection_head
@@ -136,7 +137,7 @@ def pretrain_simclr(x_train, epochs: int = 20, seed: int = 0, batch_size: int = 
         The trained encoder (a ``keras.Model`` ``(batch, h, w, c) -> (batch, embedding_dim)``), or
         ``(encoder, simclr_model, history)`` when ``return_model`` is true.
     """
-    x_train = np.asarray(x_train, dtype=np.float32)
+    x_train = to_numpy(x_train, dtype=np.float32)
     keras.utils.set_random_seed(seed)
     image_shape = tuple(x_train.shape[1:])
     encoder = build_encoder(image_shape, **(encoder_kwargs or {}))

@@ -23,6 +23,8 @@ import numpy as np
 from keras import ops
 
 from course_lib import losses, training
+from course_lib.backends import to_numpy
+from course_lib.data.augment import allow_jit_on_jax
 from course_lib.models.base import SubmodelConfig
 
 #: Defaults of :class:`FixMatch` / :class:`FixMatchTrainer`, as in Sohn et al. (2020) except the batch size.
@@ -100,7 +102,9 @@ class FixMatch(SubmodelConfig, keras.Model):
             default_weak, default_strong = build_fixmatch_augmenters(tuple(classifier.input_shape[1:]), seed=seed)
             weak_augmenter = weak_augmenter if weak_augmenter is not None else default_weak
             strong_augmenter = strong_augmenter if strong_augmenter is not None else default_strong
-        self.weak_augmenter, self.strong_augmenter = weak_augmenter, strong_augmenter
+        # jit-compatible on JAX, else the whole training step runs un-jitted (see allow_jit_on_jax)
+        self.weak_augmenter = allow_jit_on_jax(weak_augmenter)
+        self.strong_augmenter = allow_jit_on_jax(strong_augmenter)
         self.threshold, self.lambda_u, self.seed = float(threshold), float(lambda_u), seed
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.supervised_tracker = keras.metrics.Mean(name="supervised_loss")
@@ -161,8 +165,8 @@ def fixmatch_batches(x_labeled, y_labeled, x_unlabeled, mu: int = FIXMATCH_DEFAU
     Raises:
         ValueError: empty inputs, mismatched labeled arrays, or a size < 1.
     """
-    x_labeled, x_unlabeled = np.asarray(x_labeled, np.float32), np.asarray(x_unlabeled, np.float32)
-    y_labeled = np.asarray(y_labeled, np.int64)
+    x_labeled, x_unlabeled = to_numpy(x_labeled, np.float32), to_numpy(x_unlabeled, np.float32)
+    y_labeled = to_numpy(y_labeled, np.int64)
     if len(x_labeled) == 0 or len(x_labeled) != len(y_labeled) or len(x_unlabeled) == 0:
         raise ValueError(f"need labeled images with one label each and a non-empty unlabeled pool, got "
                          f"{len(x_labeled)} images, {len(y_labeled)} labels, {len(x_unlabeled)} unlabeled")
@@ -206,7 +210,7 @@ class FixMatchTrainer:
                  learning_rate: float = FIXMATCH_DEFAULTS["learning_rate"], seed: int = 0,
                  weak: dict | None = None, strong: dict | None = None, steps_per_execution: int = 10):
         keras.utils.set_random_seed(seed)
-        self.x_unlabeled = np.asarray(x_unlabeled, np.float32)
+        self.x_unlabeled = to_numpy(x_unlabeled, np.float32)
         if steps < 1 or not 1 <= epochs <= steps:
             raise ValueError(f"need steps >= 1 and 1 <= epochs <= steps, got {steps}, {epochs}")
         self.steps, self.epochs, self.mu, self.batch_size, self.seed = int(steps), int(epochs), int(mu), \

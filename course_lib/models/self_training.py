@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from course_lib.backends import to_numpy
+
 
 def select_pseudo_labels(probabilities, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """The selection step of self-training: keep the predictions whose confidence reaches ``threshold``.
@@ -38,7 +40,7 @@ def select_pseudo_labels(probabilities, threshold: float) -> tuple[np.ndarray, n
     Raises:
         ValueError: ``probabilities`` not 2-D, or ``threshold`` outside [0, 1].
     """
-    probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities = to_numpy(probabilities, dtype=np.float64)
     if probabilities.ndim != 2:
         raise ValueError(f"probabilities must have shape (n, n_classes), got {probabilities.shape}")
     if not 0.0 <= threshold <= 1.0:
@@ -69,7 +71,7 @@ class SelfTrainingResult:
 
 
 def _flat(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
+    x = to_numpy(x, dtype=np.float32)
     return x.reshape(len(x), -1)
 
 
@@ -102,7 +104,7 @@ def self_training(make_estimator: Callable, x_labeled, y_labeled, x_unlabeled, t
         ValueError: inputs of mismatched lengths or ``n_rounds`` < 0.
     """
     x_labeled, x_unlabeled = _flat(x_labeled), _flat(x_unlabeled)
-    y_labeled = np.asarray(y_labeled)
+    y_labeled = to_numpy(y_labeled)
     if len(x_labeled) != len(y_labeled) or n_rounds < 0:
         raise ValueError(f"need len(x_labeled) == len(y_labeled) and n_rounds >= 0, got {len(x_labeled)}, "
                          f"{len(y_labeled)}, {n_rounds}")
@@ -121,7 +123,7 @@ def self_training(make_estimator: Callable, x_labeled, y_labeled, x_unlabeled, t
                                          np.concatenate([y_labeled, labels]))
         accuracy = float("nan")
         if y_unlabeled is not None and len(indices):
-            accuracy = float(np.mean(labels == np.asarray(y_unlabeled)[indices]))
+            accuracy = float(np.mean(labels == to_numpy(y_unlabeled)[indices]))
         result.estimator = estimator
         result.history.append({"round": round_, "n_pseudo": int(len(indices)), "pseudo_accuracy": accuracy})
     return result
@@ -168,7 +170,7 @@ def label_spreading_predict(x_labeled, y_labeled, x_unlabeled, x_test, n_neighbo
 
     from sklearn.semi_supervised import LabelSpreading
 
-    y_labeled = np.asarray(y_labeled, dtype=np.int64)
+    y_labeled = to_numpy(y_labeled, dtype=np.int64)
     x = np.concatenate([_flat(x_labeled), _flat(x_unlabeled)])
     y = np.concatenate([y_labeled, np.full(len(x) - len(y_labeled), -1, dtype=np.int64)])
     model = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, alpha=alpha, max_iter=max_iter)

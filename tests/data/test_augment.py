@@ -92,6 +92,36 @@ def test_augmenter_serializes(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(x, training=False)), x)
 
 
+# --- jax.jit for models holding an augmenter (allow_jit_on_jax) --------------------------------------
+
+def _geometric(model):
+    return [layer for layer in model.layers if isinstance(layer, augment.JAX_JIT_COMPATIBLE)]
+
+
+def test_a_model_holding_the_augmenter_jit_compiles_on_jax():
+    aug = augment.build_augmenter((8, 8, 1), seed=0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), aug, keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert len(_geometric(aug)) == 3
+    if keras.backend.backend() == "jax":
+        assert all(layer.supports_jit for layer in _geometric(aug))
+        assert model.jit_compile is True  # the training step runs under jax.jit
+    else:
+        # left as Keras made them: TensorFlow's XLA cannot compile these layers (a tf.function graph is used), and
+        # "auto" means eager on PyTorch
+        assert not any(layer.supports_jit for layer in _geometric(aug))
+        assert model.jit_compile is False
+
+
+def test_allow_jit_on_jax_reaches_nested_pipelines():
+    inner = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.RandomRotation(0.05, seed=1)])
+    pipeline = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.RandomZoom(0.1, seed=2), inner])
+    assert augment.allow_jit_on_jax(pipeline) is pipeline
+    assert augment.allow_jit_on_jax(None) is None
+    marked = [layer.supports_jit for layer in (pipeline.layers[0], inner.layers[0])]
+    assert marked == [keras.backend.backend() == "jax"] * 2
+
+
 # --- add_noise (the denoising corruption) -------------------------------------------------------
 
 def test_add_noise_is_seeded_clipped_and_leaves_input():

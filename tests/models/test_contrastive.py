@@ -21,6 +21,48 @@ def test_every_model_outputs_the_representation(shape, self_supervised_models):
         np.testing.assert_allclose(features, np.asarray(model.encoder(x, training=False)), rtol=1e-5, atol=1e-6)
 
 
+def test_every_model_jit_compiles_on_jax_also_when_rebuilt_from_its_config(self_supervised_models):
+    # a model loaded from a .keras file is rebuilt from its config: its augmenter's layers are new ones
+    on_jax = keras.backend.backend() == "jax"
+    for name, model in self_supervised_models().items():
+        rebuilt = type(model).from_config(model.get_config())
+        rebuilt.compile(optimizer=keras.optimizers.Adam(3e-3))
+        assert model.jit_compile is on_jax and rebuilt.jit_compile is on_jax, name
+
+
+def test_training_compiles_once_per_batch_shape_on_jax(digits, self_supervised_models):
+    """No recompilation per step: with the augmenter jit-compatible, SimCLR's first epoch compiles the training
+    step (once per batch shape: 32 rows and the last 8), the later epochs compile nothing (counted with
+    ``jax.monitoring``'s XLA compilation events)."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("counts XLA compilations of the JAX backend; the CI runs it with KERAS_BACKEND=jax")
+    import jax
+
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    per_epoch = []
+
+    class CountPerEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = len(compiles)
+
+        def on_epoch_end(self, epoch, logs=None):
+            per_epoch.append(len(compiles) - self.start)
+
+    model = self_supervised_models()["simclr"]
+    assert model.jit_compile is True
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        model.fit(digits[:72], epochs=3, batch_size=32, verbose=0, callbacks=[CountPerEpoch()])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert per_epoch[0] >= 1 and per_epoch[1:] == [0, 0], per_epoch
+
+
 def test_a_few_epochs_reduce_every_loss(trained):
     for name, (_, history) in trained.items():
         assert np.all(np.isfinite(history["loss"])), name
