@@ -18,7 +18,7 @@ Self-supervised objectives (Days 07-08):
   Representation Learning", CVPR 2020).
 - :func:`negative_cosine_loss` / :func:`symmetric_stop_gradient_loss`: the non-contrastive losses of
   SimSiam (Chen & He, "Exploring Simple Siamese Representation Learning", CVPR 2021) and, up to the
-  affine map ``2 - 2 cos``, BYOL (Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020).
+  affine map ``2 - 2 cos``, BYOL (Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020): :func:`byol_loss`.
 - :func:`mse_between_views`: the *broken* "contrastive" loss of widely shared code (no negatives, no
   stop-gradient); a constant representation minimises it. Day 07 demonstrates the collapse with it.
 - :func:`embedding_std`: the collapse diagnostic of Chen & He (2021): the standard deviation of the
@@ -30,8 +30,12 @@ Semi-supervised (Day 10):
 - :func:`fixmatch_loss`: supervised cross-entropy plus the confidence-masked pseudo-label loss of FixMatch
   (Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence", NeurIPS 2020).
 
-The masked-LM loss of Day 09 is keras_hub's ``MaskedLMHead`` with a cross-entropy weighted by the
-``mask_weights`` (see :class:`course_lib.models.bert.MiniBert`).
+Masked language modeling (Day 09):
+
+- :func:`masked_lm_loss`: BERT's objective (Devlin, Chang, Lee & Toutanova, "BERT: Pre-training of Deep
+  Bidirectional Transformers for Language Understanding", NAACL-HLT 2019): the cross-entropy of the
+  ``MaskedLMHead``'s logits, averaged over the selected positions only (``mask_weights`` mark them); what
+  :class:`course_lib.models.bert.MiniBert` trains with.
 """
 
 from __future__ import annotations
@@ -173,6 +177,29 @@ def symmetric_stop_gradient_loss(p1, p2, z1, z2):
     return 0.5 * negative_cosine_loss(p1, z2) + 0.5 * negative_cosine_loss(p2, z1)
 
 
+def byol_loss(p1, p2, z1, z2):
+    r"""BYOL's symmetrized regression loss :math:`\tfrac12 [\lVert\bar p_1 - \bar z_2\rVert^2 + \lVert\bar p_2 - \bar z_1\rVert^2]`.
+
+    :math:`\bar x = x / \lVert x \rVert_2`, so each term is :math:`2 - 2\cos(p, z)`. The targets ``z`` come
+    from the target (momentum) network and get no gradient (``ops.stop_gradient``). Grill et al., "Bootstrap
+    Your Own Latent: A New Approach to Self-Supervised Learning", NeurIPS 2020, eq. 2.
+
+    Args:
+        p1, p2: online predictions for view 1 and view 2, float ``(N, d)``.
+        z1, z2: target projections for view 1 and view 2, float ``(N, d)``.
+
+    Returns:
+        Scalar float tensor in [0, 4] (0 when every prediction points at its target), mean over the batch.
+    """
+    _check_pair(p1, z2)
+    _check_pair(p2, z1)
+
+    def term(p, z):
+        return ops.mean(ops.sum(ops.square(l2_normalize(p) - l2_normalize(ops.stop_gradient(z))), axis=1))
+
+    return 0.5 * (term(p1, z2) + term(p2, z1))
+
+
 def mse_between_views(z1, z2, normalize: bool = True):
     """The naive "contrastive" loss of widely shared code: squared error between the two views' outputs.
 
@@ -289,6 +316,40 @@ def generator_loss(fake_logits, non_saturating: bool = True):
     if non_saturating:
         return ops.mean(ops.softplus(-fake_logits))
     return -ops.mean(ops.softplus(fake_logits))
+
+
+# --------------------------------------------------------------------------------------------
+# Masked language modeling
+# --------------------------------------------------------------------------------------------
+
+def masked_lm_loss(labels, logits, weights=None):
+    r"""The masked-LM loss: mean negative log-likelihood of the original tokens over the selected positions.
+
+    .. math:: L = \frac{\sum_{b,p} w_{bp}\,\bigl(-\log \operatorname{softmax}(z_{bp})_{y_{bp}}\bigr)}
+                    {\sum_{b,p} w_{bp}}
+
+    ``keras_hub.layers.MaskedLMHead`` returns logits for a fixed number ``P`` of slots per sequence; rows
+    with fewer selected tokens are padded and their padding slots have weight 0, so they never count. With
+    0/1 weights this equals ``keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+    reduction="mean_with_sample_weight")`` with ``weights`` as sample weights, and ``exp(L)`` is the
+    masked-token perplexity. BERT (Devlin et al., NAACL-HLT 2019, section 3.1) computes the loss on the
+    selected positions only; passing weight 1 at every real position gives the "loss on every position"
+    variant that Day 09 trains for comparison.
+
+    Args:
+        labels: int tensor ``(B, P)``: the original token ids at the predicted slots.
+        logits: float tensor ``(B, P, V)``: unnormalised scores over the vocabulary.
+        weights: float tensor ``(B, P)``: 1 for a real prediction, 0 for a padding slot (any non-negative
+            weights work); None counts every slot.
+
+    Returns:
+        Scalar float tensor (nats per predicted token); 0 when every weight is 0.
+    """
+    nll = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    if weights is None:
+        return ops.mean(nll)
+    weights = ops.cast(weights, nll.dtype)
+    return ops.divide_no_nan(ops.sum(nll * weights), ops.sum(weights))
 
 
 # --------------------------------------------------------------------------------------------

@@ -89,17 +89,17 @@ def test_solution_follows_the_notebook_conventions(path):
             continue
         assert meta["grade_id"] not in grade_ids, f"duplicate grade_id {meta['grade_id']}"
         grade_ids.add(meta["grade_id"])
-        manual_answer = cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade")
-        if meta.get("grade") and not manual_answer:
+        if meta.get("grade") and meta.get("solution") and cell.cell_type == "markdown":
+            # a written answer (graded by hand): the student writes in it, the model answer is its solution
+            assert meta.get("points", 0) > 0 and meta.get("locked") is False
+            points += meta["points"]
+        elif meta.get("grade"):
             assert meta.get("points", 0) > 0 and meta.get("locked") is True
             assert BEGIN_HIDDEN in cell_source(cell), f"{meta['grade_id']} has no hidden tests"
             points += meta["points"]
-        if manual_answer:  # an investigate exercise's written answer, graded by hand
-            assert meta.get("points", 0) > 0, f"{meta['grade_id']} is a graded answer without points"
         if meta.get("solution"):
             assert BEGIN_SOLUTION in cell_source(cell), f"{meta['grade_id']} is a solution cell without markers"
-    code_meta = [c.metadata.get("nbgrader", {}) for c in nb.cells if c.cell_type == "code"]
-    n_exercises = sum(1 for meta in code_meta if meta.get("solution"))
-    n_graded = sum(1 for meta in code_meta if meta.get("grade"))
+    n_exercises = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    n_graded = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
     assert 2 <= n_exercises <= 4 and n_graded == n_exercises, "2-4 exercises, each with a graded check cell"
     assert points > 0
