@@ -16,13 +16,12 @@ notebook kernels). This module holds what the course needs around that choice:
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from course_lib.config import ConfigError
+from course_lib.config import resolve_choice
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
@@ -35,31 +34,21 @@ BACKEND_EXTRAS = {"tensorflow": None, "jax": "jax", "torch": "torch"}
 
 
 def resolve_backend(backend: str | None = None) -> str:
-    """Return ``backend``, else ``$KERAS_BACKEND``, else ``"tensorflow"``; raise :class:`ConfigError` if unknown.
+    """Return ``backend``, else ``$KERAS_BACKEND``, else ``"tensorflow"``; raise :class:`course_lib.config.ConfigError` if unknown.
 
     The name is only validated: the backend of a running Python process is fixed when Keras is first imported
     (read it with ``keras.backend.backend()``).
     """
-    value = backend if backend is not None else os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
-    value = str(value).strip().lower()
-    if value not in BACKENDS:
-        raise ConfigError(f"unknown backend {value!r}: expected one of {', '.join(BACKENDS)} "
-                          "(set --backend or the KERAS_BACKEND environment variable)")
-    return value
+    return resolve_choice(backend, "KERAS_BACKEND", DEFAULT_BACKEND, BACKENDS, "backend", "--backend")
 
 
 def resolve_devices(devices: str | None = None) -> str:
-    """Return ``devices``, else ``$COURSE_DEVICES``, else ``"one"``; raise :class:`ConfigError` if unknown.
+    """Return ``devices``, else ``$COURSE_DEVICES``, else ``"one"``; raise :class:`course_lib.config.ConfigError` if unknown.
 
     ``"one"`` trains on one device (the first GPU / TPU if any, else the CPU); ``"all"`` spreads training over
     every device found, on the JAX backend (see :func:`configure_devices`).
     """
-    value = devices if devices is not None else os.environ.get("COURSE_DEVICES") or DEFAULT_DEVICES
-    value = str(value).strip().lower()
-    if value not in DEVICE_CHOICES:
-        raise ConfigError(f"unknown devices {value!r}: expected one of {', '.join(DEVICE_CHOICES)} "
-                          "(set --devices or the COURSE_DEVICES environment variable)")
-    return value
+    return resolve_choice(devices, "COURSE_DEVICES", DEFAULT_DEVICES, DEVICE_CHOICES, "devices", "--devices")
 
 
 def backend_installed(backend: str) -> bool:

@@ -29,14 +29,31 @@ class ConfigError(ValueError):
     """A mode, dataset or seed that the course does not know."""
 
 
+def resolve_choice(value, variable: str, default: str, choices, what: str, where: str) -> str:
+    """``value``, else the environment variable ``variable``, else ``default``, lower-cased and checked.
+
+    Args:
+        value: the explicit setting, or None to read ``variable``.
+        variable: the environment variable's name, e.g. ``"COURSE_MODE"``.
+        default: used when neither is set.
+        choices: the accepted values.
+        what: the setting's name for the error message, e.g. ``"mode"``.
+        where: how the user sets it, for the error message, e.g. ``"the MODE parameter"``.
+
+    Raises:
+        ConfigError: a value outside ``choices``, in one line naming the choices and how to set them.
+    """
+    resolved = value if value is not None else os.environ.get(variable) or default
+    resolved = str(resolved).strip().lower()
+    if resolved not in choices:
+        raise ConfigError(f"unknown {what} {resolved!r}: expected one of {', '.join(choices)} "
+                          f"(set {where} or the {variable} environment variable)")
+    return resolved
+
+
 def resolve_mode(mode: str | None = None) -> str:
     """Return ``mode``, else ``$COURSE_MODE``, else ``"quick"``; raise :class:`ConfigError` if unknown."""
-    value = mode if mode is not None else os.environ.get("COURSE_MODE") or DEFAULT_MODE
-    value = str(value).strip().lower()
-    if value not in MODES:
-        raise ConfigError(f"unknown mode {value!r}: expected one of {', '.join(MODES)} "
-                          "(set the MODE parameter or the COURSE_MODE environment variable)")
-    return value
+    return resolve_choice(mode, "COURSE_MODE", DEFAULT_MODE, MODES, "mode", "the MODE parameter")
 
 
 def resolve_dataset(dataset: str | None = None) -> str:
@@ -44,12 +61,11 @@ def resolve_dataset(dataset: str | None = None) -> str:
 
     ``"fashion-mnist"`` is accepted as a spelling of ``"fashion_mnist"``.
     """
-    value = dataset if dataset is not None else os.environ.get("COURSE_DATASET") or DEFAULT_DATASET
-    value = str(value).strip().lower().replace("-", "_")
-    if value not in DATASETS:
-        raise ConfigError(f"unknown dataset {value!r}: expected one of {', '.join(DATASETS)} "
-                          "(set the DATASET parameter or the COURSE_DATASET environment variable)")
-    return value
+    if dataset is None:
+        dataset = os.environ.get("COURSE_DATASET") or None
+    if dataset is not None:
+        dataset = str(dataset).replace("-", "_")
+    return resolve_choice(dataset, "COURSE_DATASET", DEFAULT_DATASET, DATASETS, "dataset", "the DATASET parameter")
 
 
 @dataclass(frozen=True)
