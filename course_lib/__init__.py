@@ -7,6 +7,7 @@ concern, one module per idea::
       __init__.py        setup() and record_metrics() shortcuts; submodules load lazily
       config.py          mode / dataset / seed resolution, setup() (seeds everything, prints the backend)
       backends.py        the Keras backend and devices (DataParallel on JAX with COURSE_DEVICES=all); to_numpy
+      autodiff.py        value_and_grad with one branch per backend (the GAN's hand-written training step)
       paths.py           the project root, build/, the dataset cache data/, solutions/ and lessons/
       losses.py          every objective of the course (VAE, GAN, NT-Xent, InfoNCE, SimSiam, FixMatch...)
       training.py        shared training helpers: batched inference, seed / optimizer resets, KerasFitPredict,
@@ -24,13 +25,14 @@ concern, one module per idea::
         masking.py       BERT's 15 % / 80-10-10 masking rule and masked-LM batches
       models/
         base.py          sub-model (de)serialisation; the self-supervised base model
-        classifier.py    the Day-01 classifier and its feature extractor
+        classical.py     reference k-means (++ seeding, Lloyd steps) and PCA by SVD (Days 02-03)
+        classifier.py    the Day-01 classifier, its step-counted training and feature extractor
         autoencoders.py  dense, convolutional, linear and denoising autoencoders
         vae.py           the sampling layer and the VAE
         gan.py           DCGAN with an alternating train_step
         encoders.py      encoders, projection heads, predictors
         contrastive.py   SimCLR and MoCo
-        siamese.py       SimSiam
+        siamese.py       SimSiam and BYOL
         pretext.py       rotation prediction
         bert.py          the mini-BERT (keras_hub layers)
         fixmatch.py      FixMatch and its trainer
