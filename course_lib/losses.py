@@ -42,7 +42,12 @@ _MASK_VALUE = -1e9
 
 
 def l2_normalize(x, axis: int = -1, epsilon: float = 1e-12):
-    """``x / max(||x||_2, sqrt(epsilon))`` along ``axis`` (the same shape and dtype as ``x``)."""
+    """``x / max(||x||_2, sqrt(epsilon))`` along ``axis`` (the same shape and dtype as ``x``).
+
+    ``x`` may be a NumPy array: it is converted to a backend tensor first (PyTorch cannot multiply an
+    ``ndarray`` by a tensor).
+    """
+    x = ops.convert_to_tensor(x)
     return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), epsilon))
 
 
@@ -153,7 +158,7 @@ def negative_cosine_loss(predictions, targets):
     """
     _check_pair(predictions, targets)
     p = l2_normalize(predictions)
-    z = l2_normalize(ops.stop_gradient(targets))
+    z = l2_normalize(ops.stop_gradient(ops.convert_to_tensor(targets)))  # PyTorch: detach needs a tensor
     return -ops.mean(ops.sum(p * z, axis=1))
 
 
@@ -323,7 +328,7 @@ def fixmatch_loss(y_labeled, probs_labeled, probs_weak, probs_strong, threshold:
         is the fraction of unlabeled images whose pseudo-label is used).
     """
     supervised = ops.mean(ops.sparse_categorical_crossentropy(y_labeled, probs_labeled))
-    q = ops.stop_gradient(probs_weak)
+    q = ops.stop_gradient(ops.convert_to_tensor(probs_weak))  # PyTorch: detach needs a tensor, not an ndarray
     mask = ops.cast(ops.max(q, axis=-1) >= threshold, probs_strong.dtype)
     pseudo = ops.argmax(q, axis=-1)
     unlabeled = ops.mean(mask * ops.sparse_categorical_crossentropy(pseudo, probs_strong))
