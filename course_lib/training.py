@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from course_lib import backends
 from course_lib.backends import to_numpy
 
 
@@ -124,7 +125,8 @@ class KerasFitPredict:
         epochs, batch_size, learning_rate: training length and optimiser.
         rows_per_epoch: rows per epoch after tiling (a multiple of ``batch_size`` keeps one batch shape).
         seed: base seed; draw ``i`` calls ``keras.utils.set_random_seed(seed + i)`` before ``build_model``.
-        steps_per_execution: training steps per call of the compiled step function (fewer Python round trips).
+        steps_per_execution: training steps per call of the compiled step function (fewer Python round trips;
+            always 1 on PyTorch, see :func:`course_lib.backends.steps_per_execution`).
 
     Attributes:
         model: the compiled model; draws: number of draws trained so far.
@@ -145,7 +147,7 @@ class KerasFitPredict:
         keras.utils.set_random_seed(seed)
         self.model = build_model()
         self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                           steps_per_execution=steps_per_execution)
+                           steps_per_execution=backends.steps_per_execution(steps_per_execution))
         self._optimizer_state = snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
 
     def fit(self, x_labeled, y_labeled):

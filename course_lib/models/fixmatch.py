@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from course_lib import losses, training
+from course_lib import backends, losses, training
 from course_lib.backends import to_numpy
 from course_lib.data.augment import allow_jit_on_jax
 from course_lib.models.base import SubmodelConfig
@@ -198,7 +198,7 @@ class FixMatchTrainer:
         seed: base seed (weights of draw ``i`` use ``seed + i``, augmentations ``seed``).
         weak, strong: augmentation strengths for :func:`build_fixmatch_augmenters`.
         steps_per_execution: training steps per call of the compiled step function (fewer Python round
-            trips; the results are the same).
+            trips; the results are the same; always 1 on PyTorch).
 
     Attributes:
         model: the :class:`FixMatch` model; history: the ``History`` of the last fit.
@@ -218,7 +218,8 @@ class FixMatchTrainer:
         classifier = build_classifier()
         weak_model, strong_model = build_fixmatch_augmenters(tuple(classifier.input_shape[1:]), seed, weak, strong)
         self.model = FixMatch(classifier, weak_model, strong_model, threshold=threshold, lambda_u=lambda_u, seed=seed)
-        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=steps_per_execution)
+        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                           steps_per_execution=backends.steps_per_execution(steps_per_execution))
         self._optimizer_state = training.snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
         self.history = None
         self.draws = 0
