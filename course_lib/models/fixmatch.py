@@ -220,6 +220,11 @@ class FixMatchTrainer:
         self.model = FixMatch(classifier, weak_model, strong_model, threshold=threshold, lambda_u=lambda_u, seed=seed)
         self.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                            steps_per_execution=backends.steps_per_execution(steps_per_execution))
+        # Build the model now on one batch: a model still unbuilt at its first fit is built by Keras from a batch
+        # drawn from the shuffled data, which (JAX) consumes one more shuffle, so the first fit of a seed would not
+        # repeat. The random generators advanced here are restarted by reset().
+        x_one = self.x_unlabeled[:1]
+        self.model((x_one, np.repeat(x_one[:, None], self.mu, axis=1)), training=False)
         self._optimizer_state = training.snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
         self.history = None
         self.draws = 0
