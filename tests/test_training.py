@@ -89,6 +89,7 @@ def test_keras_fit_predict_resets_and_learns(two_class_images, small_classifier)
     labeled = np.concatenate([np.flatnonzero(y == c)[:3] for c in range(2)])
     fit_predict = training.KerasFitPredict(small_classifier, epochs=2, batch_size=16, rows_per_epoch=64,
                                            learning_rate=1e-2, seed=0)
+    assert fit_predict.model.steps_per_execution == (1 if keras.backend.backend() == "torch" else 8)  # torch: 1 only
     predictions = fit_predict(x[labeled], y[labeled], x)
     assert predictions.shape == (80,) and np.mean(predictions == y) > 0.9
     assert int(fit_predict.model.optimizer.iterations.numpy()) == 8
