@@ -18,7 +18,7 @@ Self-supervised objectives (Days 07-08):
   Representation Learning", CVPR 2020).
 - :func:`negative_cosine_loss` / :func:`symmetric_stop_gradient_loss`: the non-contrastive losses of
   SimSiam (Chen & He, "Exploring Simple Siamese Representation Learning", CVPR 2021) and, up to the
-  affine map ``2 - 2 cos``, BYOL (Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020).
+  affine map ``2 - 2 cos``, BYOL (Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020): :func:`byol_loss`.
 - :func:`mse_between_views`: the *broken* "contrastive" loss of widely shared code (no negatives, no
   stop-gradient); a constant representation minimises it. Day 07 demonstrates the collapse with it.
 - :func:`embedding_std`: the collapse diagnostic of Chen & He (2021): the standard deviation of the
@@ -176,6 +176,29 @@ def symmetric_stop_gradient_loss(p1, p2, z1, z2):
         Scalar float tensor in [-1, 1].
     """
     return 0.5 * negative_cosine_loss(p1, z2) + 0.5 * negative_cosine_loss(p2, z1)
+
+
+def byol_loss(p1, p2, z1, z2):
+    r"""BYOL's symmetrized regression loss :math:`\tfrac12 [\lVert\bar p_1 - \bar z_2\rVert^2 + \lVert\bar p_2 - \bar z_1\rVert^2]`.
+
+    :math:`\bar x = x / \lVert x \rVert_2`, so each term is :math:`2 - 2\cos(p, z)`. The targets ``z`` come
+    from the target (momentum) network and get no gradient (``ops.stop_gradient``). Grill et al., "Bootstrap
+    Your Own Latent: A New Approach to Self-Supervised Learning", NeurIPS 2020, eq. 2.
+
+    Args:
+        p1, p2: online predictions for view 1 and view 2, float ``(N, d)``.
+        z1, z2: target projections for view 1 and view 2, float ``(N, d)``.
+
+    Returns:
+        Scalar float tensor in [0, 4] (0 when every prediction points at its target), mean over the batch.
+    """
+    _check_pair(p1, z2)
+    _check_pair(p2, z1)
+
+    def term(p, z):
+        return ops.mean(ops.sum(ops.square(l2_normalize(p) - l2_normalize(ops.stop_gradient(z))), axis=1))
+
+    return 0.5 * (term(p1, z2) + term(p2, z1))
 
 
 def mse_between_views(z1, z2, normalize: bool = True):

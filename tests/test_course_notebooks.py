@@ -89,7 +89,11 @@ def test_solution_follows_the_notebook_conventions(path):
             continue
         assert meta["grade_id"] not in grade_ids, f"duplicate grade_id {meta['grade_id']}"
         grade_ids.add(meta["grade_id"])
-        if meta.get("grade"):
+        if meta.get("grade") and meta.get("solution") and cell.cell_type == "markdown":
+            # a written answer (graded by hand): the student writes in it, the model answer is its solution
+            assert meta.get("points", 0) > 0 and meta.get("locked") is False
+            points += meta["points"]
+        elif meta.get("grade"):
             assert meta.get("points", 0) > 0 and meta.get("locked") is True
             assert BEGIN_HIDDEN in cell_source(cell), f"{meta['grade_id']} has no hidden tests"
             points += meta["points"]

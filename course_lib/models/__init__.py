@@ -7,7 +7,7 @@
 - :mod:`~course_lib.models.gan`           -- DCGAN with an alternating ``train_step`` (Day 06).
 - :mod:`~course_lib.models.encoders`      -- encoders, projection heads and predictors (Days 07, 08, 10).
 - :mod:`~course_lib.models.contrastive`   -- SimCLR and MoCo (Days 07-08).
-- :mod:`~course_lib.models.siamese`       -- SimSiam (Day 08).
+- :mod:`~course_lib.models.siamese`       -- SimSiam and BYOL (Day 08).
 - :mod:`~course_lib.models.pretext`       -- rotation prediction (Day 08).
 - :mod:`~course_lib.models.bert`          -- the mini-BERT for masked language modeling (Day 09).
 - :mod:`~course_lib.models.fixmatch`      -- FixMatch and its trainer (Day 10).
@@ -27,9 +27,9 @@ _EXPORTS = {
                      "build_linear_autoencoder", "build_denoising_autoencoder"),
     "vae": ("Sampling", "VAE", "build_vae"),
     "gan": ("DCGAN", "build_generator", "build_discriminator", "generate_images", "SampleGrid"),
-    "encoders": ("build_encoder", "build_projection_head", "build_predictor"),
+    "encoders": ("build_encoder", "build_encoder28", "build_projection_head", "build_predictor"),
     "contrastive": ("SimCLR", "MoCo", "pretrain_simclr", "momentum_update"),
-    "siamese": ("SimSiam",),
+    "siamese": ("SimSiam", "BYOL"),
     "pretext": ("RotationPrediction",),
     "bert": ("MiniBert",),
     "fixmatch": ("FixMatch", "FixMatchTrainer"),

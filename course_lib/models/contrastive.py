@@ -152,11 +152,17 @@ def pretrain_simclr(x_train, epochs: int = 20, seed: int = 0, batch_size: int = 
 # MoCo
 # --------------------------------------------------------------------------------------------
 
-def target_copy(model, prefix: str):
+def target_copy(model, prefix: str, batch_stats: bool = False):
     """A frozen copy of a serializable model: same architecture and weights, new variables, not trainable.
 
     The starting point of MoCo's key encoder and BYOL's target network, which then follow their online
     network through :func:`momentum_update` only. Its name is ``prefix + model.name``.
+
+    With ``batch_stats=False`` the copy's layers are frozen, so its batch normalisation always uses its
+    moving statistics. With ``batch_stats=True`` the layers stay trainable while none of their *variables* is
+    (the optimizer never sees them on any backend): Keras' ``BatchNormalization`` then normalises with the
+    statistics of the current batch when called with ``training=True``, as the target networks of BYOL and
+    MoCo v3 do. Do not set ``trainable`` on the copy afterwards: that would make its variables trainable.
     """
     config = model.get_config()
     if isinstance(config, dict) and "name" in config:
@@ -164,6 +170,10 @@ def target_copy(model, prefix: str):
     twin = model.__class__.from_config(config)
     twin.set_weights(model.get_weights())
     twin.trainable = False
+    if batch_stats:
+        twin.trainable = True
+        for variable in twin.weights:
+            variable.trainable = False
     return twin
 
 
@@ -175,17 +185,19 @@ def momentum_update(target_weights, online_weights, momentum: float) -> None:
     Args:
         target_weights: list of ``keras.Variable`` (updated in place).
         online_weights: list of tensors/variables of the same shapes, in the same order.
-        momentum: :math:`m \in [0, 1]`; 1 freezes the target, 0 copies the online weights.
+        momentum: :math:`m \in [0, 1]`; 1 freezes the target, 0 copies the online weights. A Python number,
+            or a scalar tensor (a schedule such as BYOL's, :func:`course_lib.models.siamese.cosine_momentum`).
 
     Raises:
-        ValueError: lists of different lengths or ``momentum`` outside [0, 1].
+        ValueError: lists of different lengths or a Python ``momentum`` outside [0, 1].
     """
     if len(target_weights) != len(online_weights):
         raise ValueError(f"{len(target_weights)} target weights but {len(online_weights)} online weights")
-    if not 0.0 <= momentum <= 1.0:
+    if isinstance(momentum, (int, float)) and not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
     for target, online in zip(target_weights, online_weights):
-        target.assign(momentum * target + (1.0 - momentum) * ops.cast(online, target.dtype))
+        m = ops.cast(momentum, target.dtype)
+        target.assign(m * target + (1.0 - m) * ops.cast(online, target.dtype))
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -214,29 +226,46 @@ class MoCo(SelfSupervisedModel):
             steps; the course's runs have about a hundred, so the key encoder must move faster.
         temperature: InfoNCE temperature.
         seed: seed of the default augmenter and of the queue's random initial keys.
+        batch_negatives: also use the keys of the *other images of the current batch* as negatives (each query
+            is scored against all N keys of the other view, its own being the positive), as MoCo v3 does
+            (Chen, Xie & He, "An Empirical Study of Training Self-Supervised Vision Transformers", ICCV 2021).
+            In runs of a few hundred steps the key network moves fast, and with queued negatives alone a query
+            can tell "current key" from "stale key" without telling images apart; in-batch negatives close
+            that shortcut. With ``batch_negatives=True``, ``queue_size`` may be 0 (no queue at all).
+        key_batch_stats: the key network normalises with the statistics of the current batch (True, as in
+            MoCo v3) instead of its moving statistics (False, the default); see :func:`target_copy`.
 
     Raises:
-        ValueError: ``queue_size`` < 1, ``momentum`` outside [0, 1) or ``temperature`` <= 0.
+        ValueError: ``queue_size`` < 1 (< 0 with ``batch_negatives``), ``momentum`` outside [0, 1) or
+            ``temperature`` <= 0.
     """
 
     METRICS = ("loss", "std")
     SUBMODELS = ("encoder", "projection_head", "augmenter")
 
     def __init__(self, encoder, projection_head, augmenter=None, queue_size: int = 1024, momentum: float = 0.95,
-                 temperature: float = 0.2, seed: int = 0, **kwargs):
-        if queue_size < 1 or not 0.0 <= momentum < 1.0 or temperature <= 0:
-            raise ValueError(f"need queue_size >= 1, 0 <= momentum < 1, temperature > 0; "
+                 temperature: float = 0.2, seed: int = 0, batch_negatives: bool = False,
+                 key_batch_stats: bool = False, **kwargs):
+        if queue_size < (0 if batch_negatives else 1) or not 0.0 <= momentum < 1.0 or temperature <= 0:
+            raise ValueError(f"need queue_size >= 1 (>= 0 with batch_negatives), 0 <= momentum < 1, temperature > 0; "
                              f"got {queue_size}, {momentum}, {temperature}")
         super().__init__(encoder, default_augmenter(encoder, augmenter, seed), seed=seed, **kwargs)
         self.projection_head = projection_head
-        self.key_encoder = target_copy(encoder, "key_")
-        self.key_head = target_copy(projection_head, "key_")
+        self.batch_negatives, self.key_batch_stats = bool(batch_negatives), bool(key_batch_stats)
+        self.key_encoder = target_copy(encoder, "key_", self.key_batch_stats)
+        self.key_head = target_copy(projection_head, "key_", self.key_batch_stats)
         self.queue_size, self.momentum, self.temperature = int(queue_size), float(momentum), float(temperature)
         dim = int(projection_head.output_shape[-1])
-        self.queue = self.add_weight(shape=(self.queue_size, dim), name="queue", trainable=False,
-                                     initializer=keras.initializers.RandomNormal(seed=seed))
-        self.queue_pointer = self.add_weight(shape=(), name="queue_pointer", dtype="int32", trainable=False,
-                                             initializer="zeros")
+        if self.queue_size:
+            self.queue = self.add_weight(shape=(self.queue_size, dim), name="queue", trainable=False,
+                                         initializer=keras.initializers.RandomNormal(seed=seed))
+            self.queue_pointer = self.add_weight(shape=(), name="queue_pointer", dtype="int32", trainable=False,
+                                                 initializer="zeros")
+
+    def update_key_network(self, momentum) -> None:
+        """Move the key network towards the query network (:func:`momentum_update`, in place)."""
+        momentum_update(self.key_encoder.weights, self.encoder.weights, momentum)
+        momentum_update(self.key_head.weights, self.projection_head.weights, momentum)
 
     def _enqueue(self, keys):
         n = ops.shape(keys)[0]
@@ -246,23 +275,37 @@ class MoCo(SelfSupervisedModel):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if training:  # MoCo updates the key network from the current query network before computing keys
-            momentum_update(self.key_encoder.weights, self.encoder.weights, self.momentum)
-            momentum_update(self.key_head.weights, self.projection_head.weights, self.momentum)
+            self.update_key_network(self.momentum)
         view1, view2 = self.two_views(x)
         both = ops.concatenate([view1, view2], axis=0)
         q1, q2 = ops.split(self.projection_head(self.encoder(both, training=training), training=training), 2)
-        keys = self.key_head(self.key_encoder(both, training=False), training=False)
+        key_mode = bool(training) and self.key_batch_stats
+        keys = self.key_head(self.key_encoder(both, training=key_mode), training=key_mode)
         k1, k2 = ops.split(ops.stop_gradient(keys), 2)
-        negatives = ops.stop_gradient(self.queue)
-        loss = 0.5 * (losses.info_nce_loss(q1, k2, negatives, self.temperature)
-                      + losses.info_nce_loss(q2, k1, negatives, self.temperature))
-        if training:
+        if self.batch_negatives:
+            loss = 0.5 * (self._batch_loss(q1, k2) + self._batch_loss(q2, k1))
+        else:
+            negatives = ops.stop_gradient(self.queue)
+            loss = 0.5 * (losses.info_nce_loss(q1, k2, negatives, self.temperature)
+                          + losses.info_nce_loss(q2, k1, negatives, self.temperature))
+        if training and self.queue_size:
             self._enqueue(losses.l2_normalize(k2))
         self.track(loss=loss, std=losses.embedding_std(q1))
         return loss
 
+    def _batch_loss(self, q, k):
+        """InfoNCE of queries ``q`` against all keys ``k`` of the batch (positives on the diagonal) and the queue."""
+        q, k = losses.l2_normalize(q), losses.l2_normalize(k)
+        logits = ops.matmul(q, ops.transpose(k))
+        if self.queue_size:
+            queue = losses.l2_normalize(ops.stop_gradient(self.queue))
+            logits = ops.concatenate([logits, ops.matmul(q, ops.transpose(queue))], axis=1)
+        targets = ops.arange(ops.shape(q)[0], dtype="int32")
+        return ops.mean(ops.sparse_categorical_crossentropy(targets, logits / self.temperature, from_logits=True))
+
     def get_config(self):
         return {**super().get_config(), "queue_size": self.queue_size, "momentum": self.momentum,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "batch_negatives": self.batch_negatives,
+                "key_batch_stats": self.key_batch_stats}
 
 

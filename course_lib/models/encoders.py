@@ -2,6 +2,8 @@
 
 - :func:`build_encoder`: the small convolutional (or MLP) encoder :math:`f` whose output :math:`h` is the
   representation evaluated with frozen-feature probes (and fine-tuned by FixMatch on Day 10).
+- :func:`build_encoder28`: the 28x28 encoder of the default data (mnist5k), cheap on a CPU: its first
+  convolution has stride 2.
 - :func:`build_projection_head`: the MLP :math:`g` mapping :math:`h` to the space :math:`z` where a
   self-supervised loss is computed (the probes use :math:`h`, not :math:`z`; Chen et al., ICML 2020).
 - :func:`build_predictor`: the bottleneck MLP of SimSiam and BYOL.
@@ -68,6 +70,56 @@ def build_encoder(input_shape=(8, 8, 1), kind: str = "conv", width: int = 16, em
         x = norm_act(layers.Dense(4 * width, use_bias=not batch_norm, name="dense1")(x), "dense1")
     x = layers.Dense(embedding_dim, use_bias=not batch_norm, name="embedding")(x)
     outputs = norm_act(x, "embedding")
+    return keras.Model(inputs, outputs, name=name)
+
+
+#: Settings of :func:`build_encoder28` used by Days 07, 08 and 10 in quick mode on 28x28 images.
+ENCODER28_DEFAULTS = {"width": 16, "embedding_dim": 128, "pooling": "flatten", "depth": 3}
+
+
+def build_encoder28(input_shape=(28, 28, 1), width: int = 16, embedding_dim: int = 128, pooling: str = "flatten",
+                    depth: int = 3, bn_momentum: float = 0.9, name: str = "encoder") -> keras.Model:
+    """A small CNN for 28x28 images that spends few operations at full resolution (Functional API).
+
+    ``Conv3x3(width, stride 2) -> BN -> ReLU`` (28 -> 14), ``Conv3x3(2 width) -> BN -> ReLU -> MaxPool2``
+    (14 -> 7), then ``depth - 2`` blocks ``Conv3x3(4 width) -> BN -> ReLU`` at 7x7, then ``Flatten`` (or global
+    average pooling) -> ``Dense(embedding_dim)`` -> BN -> ReLU.
+
+    Args:
+        input_shape: ``(height, width, channels)``; any size divisible by 4 works.
+        width: filters of the first convolution (2 width and 4 width after).
+        embedding_dim: dimension of the representation :math:`h`.
+        pooling: ``"flatten"`` (keeps where strokes are: digits are position-coded) or ``"avg"``.
+        depth: number of convolutions (>= 2).
+        bn_momentum: momentum of the batch-normalisation statistics (0.9: runs are a few hundred steps).
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` float32 ``(batch, *input_shape)`` -> float32 ``(batch, embedding_dim)``, non-negative.
+
+    Raises:
+        ValueError: ``pooling`` unknown, ``depth`` < 2 or a non-positive size.
+    """
+    if pooling not in ("flatten", "avg"):
+        raise ValueError(f"pooling must be 'flatten' or 'avg', got {pooling!r}")
+    if depth < 2 or width < 1 or embedding_dim < 1:
+        raise ValueError(f"need depth >= 2, width >= 1, embedding_dim >= 1; got {depth}, {width}, {embedding_dim}")
+
+    def block(x, filters, label, strides=1):
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=label)(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{label}_bn")(x)
+        return layers.Activation("relu", name=f"{label}_relu")(x)
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = block(inputs, width, "conv1", strides=2)
+    x = block(x, 2 * width, "conv2")
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    for i in range(3, depth + 1):
+        x = block(x, 4 * width, f"conv{i}")
+    x = layers.Flatten(name="flatten")(x) if pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="embedding_bn")(x)
+    outputs = layers.Activation("relu", name="embedding_relu")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
