@@ -196,7 +196,8 @@ def byol_loss(p1, p2, z1, z2):
     _check_pair(p2, z1)
 
     def term(p, z):
-        return ops.mean(ops.sum(ops.square(l2_normalize(p) - l2_normalize(ops.stop_gradient(z))), axis=1))
+        z = ops.stop_gradient(ops.convert_to_tensor(z))  # PyTorch: detach needs a tensor, not an ndarray
+        return ops.mean(ops.sum(ops.square(l2_normalize(p) - l2_normalize(z)), axis=1))
 
     return 0.5 * (term(p1, z2) + term(p2, z1))
 

@@ -197,7 +197,7 @@ def fit_self_supervised(model, x_train, epochs: int, batch_size: int = SELF_SUPE
         learning_rate: peak learning rate.
         callbacks, verbose: passed to ``fit``.
         steps_per_execution: training steps per compiled call (Keras ``compile``); e.g. 32 runs most of an
-            epoch of a small dataset in one call, with less Python overhead per step.
+            epoch of a small dataset in one call, with less Python overhead per step (always 1 on PyTorch).
 
     Returns:
         The ``keras.callbacks.History``.
@@ -206,7 +206,8 @@ def fit_self_supervised(model, x_train, epochs: int, batch_size: int = SELF_SUPE
 
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    model.compile(optimizer=keras.optimizers.Adam(schedule), steps_per_execution=steps_per_execution)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  steps_per_execution=backends.steps_per_execution(steps_per_execution))
     return model.fit(to_numpy(x_train, dtype=np.float32), epochs=epochs, batch_size=batch_size, shuffle=True,
                      verbose=verbose, callbacks=callbacks)
 
