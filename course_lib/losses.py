@@ -30,8 +30,12 @@ Semi-supervised (Day 10):
 - :func:`fixmatch_loss`: supervised cross-entropy plus the confidence-masked pseudo-label loss of FixMatch
   (Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence", NeurIPS 2020).
 
-The masked-LM loss of Day 09 is keras_hub's ``MaskedLMHead`` with a cross-entropy weighted by the
-``mask_weights`` (see :class:`course_lib.models.bert.MiniBert`).
+Masked language modeling (Day 09):
+
+- :func:`masked_lm_loss`: BERT's objective (Devlin, Chang, Lee & Toutanova, "BERT: Pre-training of Deep
+  Bidirectional Transformers for Language Understanding", NAACL-HLT 2019): the cross-entropy of the
+  ``MaskedLMHead``'s logits, averaged over the selected positions only (``mask_weights`` mark them); what
+  :class:`course_lib.models.bert.MiniBert` trains with.
 """
 
 from __future__ import annotations
@@ -318,6 +322,40 @@ def generator_loss(fake_logits, non_saturating: bool = True):
     if non_saturating:
         return ops.mean(ops.softplus(-fake_logits))
     return -ops.mean(ops.softplus(fake_logits))
+
+
+# --------------------------------------------------------------------------------------------
+# Masked language modeling
+# --------------------------------------------------------------------------------------------
+
+def masked_lm_loss(labels, logits, weights=None):
+    r"""The masked-LM loss: mean negative log-likelihood of the original tokens over the selected positions.
+
+    .. math:: L = \frac{\sum_{b,p} w_{bp}\,\bigl(-\log \operatorname{softmax}(z_{bp})_{y_{bp}}\bigr)}
+                    {\sum_{b,p} w_{bp}}
+
+    ``keras_hub.layers.MaskedLMHead`` returns logits for a fixed number ``P`` of slots per sequence; rows
+    with fewer selected tokens are padded and their padding slots have weight 0, so they never count. With
+    0/1 weights this equals ``keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+    reduction="mean_with_sample_weight")`` with ``weights`` as sample weights, and ``exp(L)`` is the
+    masked-token perplexity. BERT (Devlin et al., NAACL-HLT 2019, section 3.1) computes the loss on the
+    selected positions only; passing weight 1 at every real position gives the "loss on every position"
+    variant that Day 09 trains for comparison.
+
+    Args:
+        labels: int tensor ``(B, P)``: the original token ids at the predicted slots.
+        logits: float tensor ``(B, P, V)``: unnormalised scores over the vocabulary.
+        weights: float tensor ``(B, P)``: 1 for a real prediction, 0 for a padding slot (any non-negative
+            weights work); None counts every slot.
+
+    Returns:
+        Scalar float tensor (nats per predicted token); 0 when every weight is 0.
+    """
+    nll = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    if weights is None:
+        return ops.mean(nll)
+    weights = ops.cast(weights, nll.dtype)
+    return ops.divide_no_nan(ops.sum(nll * weights), ops.sum(weights))
 
 
 # --------------------------------------------------------------------------------------------

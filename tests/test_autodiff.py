@@ -64,7 +64,8 @@ def test_gradients_then_optimizer_step_reduces_the_loss():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((2,)), layers.Dense(1)])
     x = np.random.default_rng(2).normal(size=(32, 2)).astype("float32")
-    y = (x @ np.array([[2.0], [-1.0]], "float32")).astype("float32")
+    y = ops.convert_to_tensor((x @ np.array([[2.0], [-1.0]], "float32")).astype("float32"))  # a tensor: on
+    # PyTorch, tensor - ndarray would hand the tensor to NumPy
     optimizer = keras.optimizers.SGD(0.1)
     loss_fn = lambda: ops.mean((model(x) - y) ** 2)  # noqa: E731
     with autodiff.no_grad():

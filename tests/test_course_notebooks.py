@@ -99,7 +99,8 @@ def test_solution_follows_the_notebook_conventions(path):
             points += meta["points"]
         if meta.get("solution"):
             assert BEGIN_SOLUTION in cell_source(cell), f"{meta['grade_id']} is a solution cell without markers"
-    n_exercises = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
-    n_graded = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    code_meta = [c.metadata.get("nbgrader", {}) for c in nb.cells if c.cell_type == "code"]
+    n_exercises = sum(1 for meta in code_meta if meta.get("solution"))  # written answers are not counted
+    n_graded = sum(1 for meta in code_meta if meta.get("grade"))
     assert 2 <= n_exercises <= 4 and n_graded == n_exercises, "2-4 exercises, each with a graded check cell"
     assert points > 0

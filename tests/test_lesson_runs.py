@@ -5,6 +5,10 @@
   give an answer away.
 - A lesson with the solutions pasted in reaches the same quality floors as its solution notebook (it
   raises nothing, so every floor assertion held) for the days whose exercises train the day's model.
+
+The lessons run on the tiny ``digits`` dataset unless ``COURSE_LESSON_DATASET`` names another: what these tests
+check (no solution line shown, no crash, the student's code reaching the floors) does not depend on the images,
+and the solution notebooks themselves run on the default dataset (nbval), so CI pays for the 28x28 runs once.
 """
 
 from __future__ import annotations
@@ -19,19 +23,23 @@ from course_lib.reporting import extract_metrics, strip_ansi
 LESSONS = sorted(paths.lessons_dir().glob("day*.ipynb"))
 SOLVED_DAYS = ("day05", "day07", "day10")
 CELL_TIMEOUT = 900
+LESSON_DATASET = os.environ.get("COURSE_LESSON_DATASET", "digits")
 
 
 @pytest.fixture(scope="module")
 def shared_build_dir(tmp_path_factory):
-    """One build folder for the lesson runs of this module (Day 10 reuses the encoder Day 07 saves there)."""
+    """One build folder for the lesson runs of this module (Day 10 reuses the encoder Day 07 saves there), and
+    the dataset of the lesson kernels (:data:`LESSON_DATASET`); both environment variables restored afterwards."""
     folder = tmp_path_factory.mktemp("lesson-build")
-    previous = os.environ.get("COURSE_BUILD_DIR")
-    os.environ["COURSE_BUILD_DIR"] = str(folder)
+    settings = {"COURSE_BUILD_DIR": str(folder), "COURSE_DATASET": LESSON_DATASET}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield folder
-    if previous is None:
-        os.environ.pop("COURSE_BUILD_DIR", None)
-    else:
-        os.environ["COURSE_BUILD_DIR"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _execute(nb, allow_errors: bool):

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -189,3 +190,37 @@ def test_fixmatch_loss_hand_computed():
     assert out["loss"] == pytest.approx(sup + 3.0 * unl, abs=1e-5)
     none = loss_values(losses.fixmatch_loss(y, p_l, p_w, p_s, threshold=1.0))
     assert none["unlabeled_loss"] == 0.0 and none["mask_rate"] == 0.0
+
+
+# --- the masked-LM loss (Day 09) ------------------------------------------------------------------
+
+def masked_lm_reference(labels, logits, weights):
+    """Loops over the slots: -log softmax(logits)[label], weighted, divided by the sum of the weights."""
+    total, weight_sum = 0.0, 0.0
+    for b in range(logits.shape[0]):
+        for p in range(logits.shape[1]):
+            z = logits[b, p].astype(np.float64)
+            log_softmax = z - (z.max() + np.log(np.exp(z - z.max()).sum()))
+            total += weights[b, p] * -log_softmax[labels[b, p]]
+            weight_sum += weights[b, p]
+    return total / weight_sum
+
+
+def test_masked_lm_loss_matches_numpy_reference_and_keras():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(5, 7, 30)).astype(np.float32)
+    labels = rng.integers(0, 30, size=(5, 7)).astype(np.int32)
+    weights = (rng.random((5, 7)) < 0.5).astype(np.float32)
+    got = float(ops.convert_to_numpy(losses.masked_lm_loss(labels, logits, weights)))
+    assert math.isclose(got, masked_lm_reference(labels, logits, weights), rel_tol=1e-5)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    assert math.isclose(got, float(ops.convert_to_numpy(keras_loss(labels, logits, sample_weight=weights))), rel_tol=1e-5)
+    # padding slots do not count, whatever their logits; no weights: every slot counts
+    spoiled = logits.copy()
+    spoiled[weights == 0] = 100.0 * rng.normal(size=(int((weights == 0).sum()), 30))
+    assert math.isclose(float(ops.convert_to_numpy(losses.masked_lm_loss(labels, spoiled, weights))), got, rel_tol=1e-5)
+    everything = float(ops.convert_to_numpy(losses.masked_lm_loss(labels, logits)))
+    assert math.isclose(everything, masked_lm_reference(labels, logits, np.ones_like(weights)), rel_tol=1e-5)
+    assert float(ops.convert_to_numpy(losses.masked_lm_loss(labels, logits, np.zeros_like(weights)))) == 0.0
+    uniform = float(ops.convert_to_numpy(losses.masked_lm_loss(labels, np.zeros_like(logits), weights)))
+    assert math.isclose(uniform, math.log(30), rel_tol=1e-6)

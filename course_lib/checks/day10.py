@@ -1,4 +1,5 @@
-"""Self-checks for Day 10 (semi-supervised learning): the pseudo-label selection step and the FixMatch loss."""
+"""Self-checks for Day 10 (semi-supervised learning): the pseudo-label selection step, the FixMatch loss and the
+confidence-threshold trade-off."""
 
 from __future__ import annotations
 
@@ -6,27 +7,48 @@ import math
 
 import numpy as np
 
-from course_lib.checks import Hints, assert_all_passed, expect, hint, register_hints, run_check, summary, use_or_reference  # noqa: F401 (re-exported for the notebook)
+from course_lib.backends import to_numpy
+from course_lib.checks import (Hints, ReferenceSpy, assert_all_passed, expect, hint,  # noqa: F401 (re-exported)
+                               register_hints, run_check, summary, use_or_reference)
 
 
 HINTS = register_hints({
     "day10.select_pseudo_labels": Hints(
-        todo="Implement the pseudo-label selection described above the exercise cell.",
-        tiers=("confidence = probabilities.max(axis=1); indices = np.flatnonzero(confidence >= threshold); "
-                          "labels = probabilities[indices].argmax(axis=1)",
-               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+        todo="Return the rows of the unlabeled pool whose predicted class is probable enough to serve as a label, "
+             "and that class, as described above the exercise cell.",
+        tiers=("A row's confidence is its largest class probability, and its pseudo-label is the class that "
+               "reaches it. Keep a row when the confidence is at least the threshold.",
+               "NumPy has a reduction for the largest value along an axis and one for its position; a boolean "
+               "comparison followed by the function that lists the positions of the true entries gives the "
+               "indices, already in increasing order.",
+               "The comparison is 'at least' (greater or equal): a row exactly at the threshold is kept, and a "
+               "threshold of 0 keeps every row. Return integer arrays, empty ones when nothing passes.")),
     "day10.fixmatch_loss": Hints(
-        todo="Implement the the FixMatch loss described above the exercise cell.",
-        tiers=("sup = mean(sparse_categorical_crossentropy(y, probs_labeled)); "
-                          "q = stop_gradient(probs_weak); "
-                          "mask = cast(max(q, -1) >= threshold); unl = mean(mask * sparse_categorical_crossentropy("
-                          "argmax(q, -1), probs_strong)) -- a mean over ALL unlabeled images",
-               "Compare each intermediate result with the equation of the exercise, one step at a time.")),
+        todo="Write the FixMatch objective with keras.ops: the supervised cross-entropy, the confidence-masked "
+             "cross-entropy between the weak view's pseudo-label and the strong view, and the mask rate.",
+        tiers=("The weak view produces a target (a constant: no gradient flows into it); the strong view is "
+               "trained to predict that target, but only where the weak prediction is confident. The total is "
+               "the supervised term plus lambda_u times the unlabeled term.",
+               "Per-example cross-entropy of integer labels against probabilities is "
+               "keras.ops.sparse_categorical_crossentropy; keras.ops.stop_gradient, keras.ops.max, "
+               "keras.ops.argmax and keras.ops.cast turn the weak probabilities into a 0/1 mask and hard labels.",
+               "The unlabeled term is averaged over all mu*B unlabeled images, confident or not (the masked "
+               "terms count as zeros), not over the confident ones only; the mask rate is the mean of the mask.")),
+    "day10.threshold_tradeoff": Hints(
+        todo="For each threshold, compute the share of rows whose largest probability reaches it and the accuracy "
+             "of those rows' most probable classes against the hidden labels; return them in a dict.",
+        tiers=("A threshold splits the rows into confident ones and the rest; the mask rate is the size of the "
+               "first group over the number of rows, and the accuracy is measured on that group only.",
+               "The largest probability and its class come from the max and argmax reductions along the class "
+               "axis; a boolean comparison with the threshold selects the rows, and the mean of a boolean array "
+               "is a share.",
+               "When no row passes a threshold the accuracy is undefined: return NaN there instead of raising "
+               "(the mean of an empty array warns). Keep 'at least' as the comparison, as in Exercise 10.1.")),
 })
 
 
 def _as_int_array(name, value):
-    array = np.asarray(value)
+    array = to_numpy(value)
     expect(array.ndim == 1, f"{name} should be a 1-D array, got shape {array.shape}")
     expect(array.size == 0 or np.issubdtype(array.dtype, np.integer), f"{name} should hold integers, got {array.dtype}")
     return array.astype(np.int64)
@@ -34,9 +56,12 @@ def _as_int_array(name, value):
 
 def check_select_pseudo_labels(select_pseudo_labels):
     """Check ``select_pseudo_labels(probabilities, threshold) -> (indices, labels)`` (Exercise 10.1)."""
-    def test():
-        from course_lib.models.self_training import select_pseudo_labels as reference
+    from course_lib.models.self_training import select_pseudo_labels as reference
 
+    spy = ReferenceSpy(reference)
+    select_pseudo_labels = spy.wrap(select_pseudo_labels)
+
+    def test():
         probs = np.array([[0.90, 0.05, 0.05],
                           [0.40, 0.35, 0.25],
                           [0.10, 0.15, 0.75],
@@ -52,10 +77,10 @@ def check_select_pseudo_labels(select_pseudo_labels):
         expect(labels.tolist() == [0, 2, 1], f"pseudo-labels are the most probable class of each kept row: "
                                              f"expected [0, 2, 1], got {labels.tolist()}")
         all_idx, all_labels = select_pseudo_labels(probs, 0.0)
-        expect(np.asarray(all_idx).tolist() == [0, 1, 2, 3] and np.asarray(all_labels).tolist() == [0, 0, 2, 1],
+        expect(to_numpy(all_idx).tolist() == [0, 1, 2, 3] and to_numpy(all_labels).tolist() == [0, 0, 2, 1],
                "threshold 0 keeps every row with its argmax class")
         none_idx, none_labels = select_pseudo_labels(probs, 0.95)
-        expect(len(np.asarray(none_idx)) == 0 and len(np.asarray(none_labels)) == 0,
+        expect(len(to_numpy(none_idx)) == 0 and len(to_numpy(none_labels)) == 0,
                "no row reaches 0.95: expected two empty arrays")
         rng = np.random.default_rng(0)
         for trial in range(5):
@@ -64,29 +89,32 @@ def check_select_pseudo_labels(select_pseudo_labels):
             threshold = [0.5, 0.8, 0.9, 0.95, 0.3][trial]
             got_idx, got_labels = select_pseudo_labels(random_probs, threshold)
             want_idx, want_labels = reference(random_probs, threshold)
-            expect(np.array_equal(np.sort(np.asarray(got_idx)), want_idx),
-                   f"on random probabilities with threshold {threshold}: selected {len(np.asarray(got_idx))} rows, "
+            expect(np.array_equal(np.sort(to_numpy(got_idx)), want_idx),
+                   f"on random probabilities with threshold {threshold}: selected {len(to_numpy(got_idx))} rows, "
                    f"expected {len(want_idx)}")
-            order = np.argsort(np.asarray(got_idx))
-            expect(np.array_equal(np.asarray(got_labels)[order], want_labels),
+            order = np.argsort(to_numpy(got_idx))
+            expect(np.array_equal(to_numpy(got_labels)[order], want_labels),
                    f"on random probabilities with threshold {threshold}: wrong pseudo-labels")
         return "keeps exactly the rows with max probability >= threshold, labels = argmax, matches the reference"
 
-    return run_check("day10.select_pseudo_labels", "Exercise 10.1 - pseudo-label selection", test)
+    return run_check("day10.select_pseudo_labels", "Exercise 10.1 - pseudo-label selection", test, spy=spy)
 
 
 def _numpy(value) -> float:
     from keras import ops
 
-    return float(np.asarray(ops.convert_to_numpy(value)))
+    return float(ops.convert_to_numpy(value))
 
 
 def check_fixmatch_loss(fixmatch_loss):
     """Check ``fixmatch_loss(y_labeled, probs_labeled, probs_weak, probs_strong, threshold, lambda_u) -> dict``
     (Exercise 10.2) on hand-computed values and against course_lib's implementation."""
-    def test():
-        from course_lib.losses import fixmatch_loss as reference
+    from course_lib.losses import fixmatch_loss as reference
 
+    spy = ReferenceSpy(reference)
+    fixmatch_loss = spy.wrap(fixmatch_loss)
+
+    def test():
         y = np.array([0])
         p_l = np.array([[0.8, 0.2]], dtype="float32")
         p_w = np.array([[0.97, 0.03], [0.6, 0.4]], dtype="float32")
@@ -126,4 +154,43 @@ def check_fixmatch_loss(fixmatch_loss):
                        f"on random inputs {key} = {_numpy(got[key]):.4f}, the reference gives {_numpy(want[key]):.4f}")
         return "hand-computed values, lambda_u and threshold behave, matches the reference"
 
-    return run_check("day10.fixmatch_loss", "Exercise 10.2 - the FixMatch loss", test)
+    return run_check("day10.fixmatch_loss", "Exercise 10.2 - the FixMatch loss", test, spy=spy)
+
+
+def check_threshold_tradeoff(threshold_tradeoff):
+    """Check ``threshold_tradeoff(probabilities, y_true, thresholds) -> {tau: {"mask_rate", "accuracy"}}``
+    (Exercise 10.3) on hand-made and random inputs, against course_lib's diagnostic."""
+    from course_lib.models.self_training import pseudo_label_quality as reference
+
+    spy = ReferenceSpy(reference)
+    threshold_tradeoff = spy.wrap(threshold_tradeoff)
+
+    def test():
+        probs = np.array([[0.96, 0.04], [0.30, 0.70], [0.55, 0.45], [0.10, 0.90]])
+        y = np.array([0, 0, 0, 1])
+        out = threshold_tradeoff(probs, y, (0.5, 0.9, 0.99))
+        expect(isinstance(out, dict) and set(out) == {0.5, 0.9, 0.99},
+               "return a dict with one entry per threshold (the thresholds themselves as keys)")
+        for tau, (rate, acc) in {0.5: (1.0, 0.75), 0.9: (0.5, 1.0)}.items():
+            expect(set(out[tau]) >= {"mask_rate", "accuracy"}, "each entry is a dict with 'mask_rate' and 'accuracy'")
+            expect(math.isclose(float(out[tau]["mask_rate"]), rate, abs_tol=1e-9),
+                   f"threshold {tau}: {rate:.2f} of the rows reach it, got mask_rate {out[tau]['mask_rate']}")
+            expect(math.isclose(float(out[tau]["accuracy"]), acc, abs_tol=1e-9),
+                   f"threshold {tau}: the kept rows' pseudo-labels are right {acc:.2f} of the time, got "
+                   f"{out[tau]['accuracy']}")
+        expect(float(out[0.99]["mask_rate"]) == 0.0 and math.isnan(float(out[0.99]["accuracy"])),
+               "no row reaches 0.99: mask_rate 0 and accuracy NaN expected")
+        rng = np.random.default_rng(3)
+        logits = rng.normal(scale=3.0, size=(500, 10))
+        random_probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        labels = np.where(rng.random(500) < 0.7, random_probs.argmax(axis=1), rng.integers(0, 10, 500))
+        thresholds = (0.0, 0.5, 0.8, 0.95)
+        got, want = threshold_tradeoff(random_probs, labels, thresholds), reference(random_probs, labels, thresholds)
+        for tau in thresholds:
+            for key in ("mask_rate", "accuracy"):
+                expect(math.isclose(float(got[tau][key]), want[tau][key], abs_tol=1e-6),
+                       f"on random probabilities, threshold {tau}: {key} {float(got[tau][key]):.4f}, expected "
+                       f"{want[tau][key]:.4f}")
+        return "mask rate and pseudo-label accuracy per threshold, NaN when nothing passes, matches the reference"
+
+    return run_check("day10.threshold_tradeoff", "Exercise 10.3 - the threshold trade-off", test, spy=spy)

@@ -15,6 +15,8 @@ each layer owns its ``keras.random.SeedGenerator``, so calling the pipeline twic
 
 :func:`add_noise` is the other kind of corruption of the course: a seeded NumPy corruption (Gaussian or
 masking noise) that builds the fixed noisy test set of the denoising autoencoder (Day 04).
+:func:`gaussian_noise` is the same Gaussian corruption written with ``keras.random`` and ``keras.ops``, for use
+inside a compiled training step (the denoising autoencoder draws fresh noise with it at every step).
 """
 
 from __future__ import annotations
@@ -346,3 +348,31 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int = 0) -> n
             raise ValueError(f"a masking probability must be in [0, 1), got {level!r}")
         return np.where(rng.random(x.shape) < level, np.float32(0.0), x).astype(np.float32)
     raise ValueError(f"kind must be 'gaussian' or 'masking', got {kind!r}")
+
+
+def gaussian_noise(x, std: float, seed=None):
+    """Images plus Gaussian noise, clipped to [0, 1], as backend tensors (usable inside a training step).
+
+    :math:`\\tilde x = \\operatorname{clip}(x + \\sigma \\varepsilon, 0, 1)`, :math:`\\varepsilon \\sim \\mathcal N(0, I)`
+    drawn with ``keras.random.normal``: the Gaussian corruption of the denoising autoencoder (Vincent,
+    Larochelle, Bengio & Manzagol, ICML 2008), the backend-agnostic counterpart of :func:`add_noise`.
+
+    Args:
+        x: float tensor or array ``(n, ...)`` of pixel values in [0, 1].
+        std: noise standard deviation :math:`\\sigma` in pixel units (>= 0).
+        seed: a ``keras.random.SeedGenerator`` (a new draw at every call: what a layer or model stores), an int
+            (the same draw every time) or None (the global seed generator; not inside a traced JAX function).
+
+    Returns:
+        float tensor of ``x``'s shape and dtype (float32 for an integer or float64 array), values in [0, 1].
+
+    Raises:
+        ValueError: a negative ``std``.
+    """
+    if std < 0:
+        raise ValueError(f"std must be >= 0, got {std!r}")
+    x = ops.convert_to_tensor(x)
+    if keras.backend.standardize_dtype(x.dtype) not in ("float16", "bfloat16", "float32"):
+        x = ops.cast(x, "float32")
+    noise = keras.random.normal(ops.shape(x), stddev=std, dtype=x.dtype, seed=seed)
+    return ops.clip(x + noise, 0.0, 1.0)

@@ -17,6 +17,11 @@ Corpora (:func:`load_corpus`), each split once into a fixed train / validation s
 - any folder of ``.txt`` files (UTF-8), read recursively in sorted order, split into paragraphs at
   blank lines, then hash-split like ``pydoc``.
 
+Labels for a downstream task (never used by the pretext task): a ``pydoc`` paragraph is labeled with the
+part of the Python documentation its topic comes from (:data:`PYDOC_PARTS`: statements, expressions,
+data model, built-in types, debugger), an IMDB review with its sentiment (negative / positive). A folder of
+``.txt`` files has no labels.
+
 Tokenisation is in :mod:`course_lib.data.tokenization`; the IMDB files are fetched and parsed by
 :mod:`course_lib.data.downloads`.
 """
@@ -41,6 +46,34 @@ CORPORA = ("pydoc", "imdb")
 DEFAULT_CORPUS = "pydoc"
 VALIDATION_FRACTION = 0.1
 
+PYDOC_PARTS = {
+    # The Python Language Reference, chapters 7 "Simple statements" and 8 "Compound statements".
+    "statements": ("assert", "assignment", "async", "augassign", "break", "class", "compound", "continue",
+                   "del", "else", "for", "function", "global", "if", "import", "nonlocal", "pass", "raise",
+                   "return", "try", "while", "with", "yield", "match", "type"),
+    # The Language Reference, chapters 2 "Lexical analysis" (identifiers, literals) and 6 "Expressions".
+    "expressions": ("atom-identifiers", "atom-literals", "attribute-references", "await", "binary", "bitwise",
+                    "booleans", "calls", "comparisons", "conversions", "dict", "exprlists", "floating",
+                    "id-classes", "identifiers", "imaginary", "in", "integers", "lambda", "lists", "numbers",
+                    "operator-summary", "power", "shifting", "slicings", "strings", "subscriptions", "unary"),
+    # The Language Reference, chapters 3 "Data model" and 4 "Execution model".
+    "data model": ("attribute-access", "callable-types", "context-managers", "customization",
+                   "dynamic-features", "exceptions", "execmodel", "naming", "numeric-types", "objects",
+                   "sequence-types", "specialnames", "types"),
+    # The Library Reference, "Built-in Types" and the "string" module's "Format String Syntax".
+    "built-in types": ("bltin-code-objects", "bltin-ellipsis-object", "bltin-null-object", "bltin-type-objects",
+                       "formatstrings", "specialattrs", "string-methods", "truth", "typesfunctions", "typesmapping",
+                       "typesmethods", "typesmodules", "typesseq", "typesseq-mutable"),
+    # The Library Reference, "pdb — The Python Debugger".
+    "debugger": ("debugger",),
+}
+"""The label set of the ``pydoc`` downstream task: which part of the Python documentation a topic's section
+belongs to (the chapter of docs.python.org it is taken from). A topic missing here (a newer Python may add
+some) leaves its paragraphs unlabeled (-1)."""
+
+IMDB_CLASSES = ("negative", "positive")
+
+
 class CorpusUnavailable(RuntimeError):
     """A corpus cannot be read: a folder without usable ``.txt`` files, or IMDB not cached while offline."""
 
@@ -60,6 +93,26 @@ class Corpus:
     train: tuple[str, ...]
     validation: tuple[str, ...]
     description: str = ""
+    class_names: tuple[str, ...] = ()
+    train_labels: tuple[int, ...] = ()
+    validation_labels: tuple[int, ...] = ()
+
+    @property
+    def has_labels(self) -> bool:
+        """True when the paragraphs carry downstream labels (``pydoc``: documentation part; IMDB: sentiment)."""
+        return bool(self.class_names)
+
+    def labels(self, split: str = "train") -> np.ndarray:
+        """int64 labels of ``split``'s paragraphs (indices into ``class_names``; -1 for an unlabeled paragraph).
+
+        Raises:
+            ValueError: an unknown split, or a corpus without labels (a folder of ``.txt`` files).
+        """
+        if split not in ("train", "validation"):
+            raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
+        if not self.has_labels:
+            raise ValueError(f"the corpus {self.name!r} has no labels (only pydoc and imdb have)")
+        return np.asarray(getattr(self, f"{split}_labels"), dtype=np.int64)
 
     def n_words(self, split: str = "train") -> int:
         """Number of whitespace-separated words in ``split`` (``"train"`` or ``"validation"``)."""
@@ -125,12 +178,16 @@ def load_corpus(name: str | os.PathLike | None = None, max_train: int | None = N
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
     name = resolve_corpus(name)
+    class_names, train_labels, validation_labels = (), None, None
     if name == "imdb":
-        train, validation = load_imdb_reviews(data_dir=data_dir, offline=offline)
+        train, validation, train_labels, validation_labels = load_imdb_reviews(
+            data_dir=data_dir, offline=offline, return_labels=True)
         description = "IMDB movie reviews (keras.datasets version: lower-case, no punctuation), official split"
+        class_names = IMDB_CLASSES
     else:
         if name == "pydoc":
-            paragraphs = pydoc_paragraphs()
+            topic_of = pydoc_topics()
+            paragraphs = list(topic_of)
             description = "Python's pydoc_data topics (the text behind help()), prose paragraphs"
         else:
             paragraphs = folder_paragraphs(name)
@@ -139,18 +196,26 @@ def load_corpus(name: str | os.PathLike | None = None, max_train: int | None = N
         if not train or not validation:
             raise CorpusUnavailable(f"{name}: {len(paragraphs)} paragraph(s) are too few for a train / validation "
                                     f"split with validation_fraction={validation_fraction}; add more text")
-    train = _subset(train, max_train, seed)
-    validation = _subset(validation, max_validation, seed + 1)
-    return Corpus(name, tuple(train), tuple(validation), description)
+        if name == "pydoc":
+            class_names = tuple(PYDOC_PARTS)
+            part_of = {topic: index for index, part in enumerate(PYDOC_PARTS.values()) for topic in part}
+            train_labels = [part_of.get(topic_of[p], -1) for p in train]
+            validation_labels = [part_of.get(topic_of[p], -1) for p in validation]
+    keep_train = _subset(len(train), max_train, seed)
+    keep_validation = _subset(len(validation), max_validation, seed + 1)
+    pick = lambda items, keep: tuple(items[i] for i in keep) if items is not None else ()  # noqa: E731
+    return Corpus(name, pick(train, keep_train), pick(validation, keep_validation), description, class_names,
+                  tuple(int(v) for v in pick(train_labels, keep_train)),
+                  tuple(int(v) for v in pick(validation_labels, keep_validation)))
 
 
-def _subset(items: list[str], n: int | None, seed: int) -> list[str]:
-    if n is None or n >= len(items):
-        return list(items)
+def _subset(n_items: int, n: int | None, seed: int) -> np.ndarray:
+    """Indices of the items kept: all, or a seeded random subset of ``n`` in corpus order."""
+    if n is None or n >= n_items:
+        return np.arange(n_items)
     if n < 1:
         raise ValueError(f"cannot keep {n} paragraphs: need at least 1")
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=int(n), replace=False))
-    return [items[i] for i in keep]
+    return np.sort(np.random.default_rng(seed).choice(n_items, size=int(n), replace=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,13 +274,28 @@ def pydoc_paragraphs() -> list[str]:
     Raises:
         CorpusUnavailable: this Python has no ``pydoc_data`` (some minimal distributions strip it).
     """
+    return list(pydoc_topics())
+
+
+def pydoc_topics() -> dict[str, str]:
+    """Each prose paragraph of ``pydoc_data.topics`` with the topic it comes from, ``{paragraph: topic}``.
+
+    Topics are read in sorted order and a paragraph that several topics share (``if`` repeats part of
+    ``compound``) keeps the first; the dict's order is :func:`pydoc_paragraphs`'s.
+
+    Raises:
+        CorpusUnavailable: this Python has no ``pydoc_data`` (some minimal distributions strip it).
+    """
     try:
         from pydoc_data import topics
     except ImportError as error:  # pragma: no cover - every CPython ships it
         raise CorpusUnavailable("this Python installation has no pydoc_data module; use CORPUS='imdb' or a "
                                 "folder of .txt files") from error
-    found = [p for key in sorted(topics.topics) for p in split_paragraphs(topics.topics[key])]
-    return list(dict.fromkeys(found))
+    found: dict[str, str] = {}
+    for key in sorted(topics.topics):
+        for paragraph in split_paragraphs(topics.topics[key]):
+            found.setdefault(paragraph, key)
+    return found
 
 
 def folder_paragraphs(folder: str | os.PathLike, min_words: int = 8) -> list[str]:
@@ -269,8 +349,11 @@ def split_train_validation(paragraphs: list[str], validation_fraction: float = V
 # --------------------------------------------------------------------------------------------
 
 def load_imdb_reviews(data_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                      files: tuple[downloads.RemoteFile, ...] | None = None) -> tuple[list[str], list[str]]:
+                      files: tuple[downloads.RemoteFile, ...] | None = None, return_labels: bool = False):
     """The IMDB reviews as text: ``(train_reviews, test_reviews)``, 25,000 each in the real files.
+
+    With ``return_labels``: ``(train_reviews, test_reviews, train_labels, test_labels)``, the labels lists
+    of ints (0 negative, 1 positive; -1 where the file has no labels).
 
     Fetches (once) the two files ``keras.datasets.imdb`` uses into ``<data_dir>/imdb/`` with
     :func:`course_lib.data.downloads.fetch_file` (hash-verified; offline and missing, the error says which file to
@@ -294,8 +377,13 @@ def load_imdb_reviews(data_dir: str | os.PathLike | None = None, offline: bool |
     if not isinstance(word_index, dict):
         raise downloads.CorruptDataFile(f"{paths[1]} should map words to ids, got {type(word_index).__name__}")
     id_to_word = {int(i): str(w) for w, i in word_index.items()}
-    return [_decode_review(r, id_to_word) for r in arrays["x_train"]], \
-           [_decode_review(r, id_to_word) for r in arrays["x_test"]]
+    train = [_decode_review(r, id_to_word) for r in arrays["x_train"]]
+    test = [_decode_review(r, id_to_word) for r in arrays["x_test"]]
+    if not return_labels:
+        return train, test
+    labels = [[int(v) for v in np.asarray(arrays[key]).ravel()] if key in arrays else [-1] * len(reviews)
+              for key, reviews in (("y_train", train), ("y_test", test))]
+    return train, test, labels[0], labels[1]
 
 
 def _decode_review(ids, id_to_word: dict[int, str]) -> str:

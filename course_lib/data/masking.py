@@ -6,7 +6,9 @@ computed on the selected positions only:
 
 - :func:`select_tokens`, :func:`corrupt_tokens`, :func:`mask_tokens`: the rule;
 - :func:`selection_to_positions`, :func:`make_mlm_batch`: the input format of
-  ``keras_hub.layers.MaskedLMHead`` (padded ``mask_positions`` with ``mask_weights``);
+  ``keras_hub.layers.MaskedLMHead`` (padded ``mask_positions`` with ``mask_weights``), with any masking
+  function (a student's included, capped by :func:`cap_selections`) and the loss on the selected positions
+  (BERT) or on every position (the variant Day 09 trains for comparison);
 - :class:`MaskedLMBatches`: a ``keras.utils.PyDataset`` drawing fresh masks for every batch (dynamic masking);
 - :func:`masking_statistics`, :func:`keras_hub_masking`: comparing the rule with keras_hub's
   ``MaskedLMMaskGenerator``, the reference implementation.
@@ -163,20 +165,82 @@ def selection_to_positions(selected, token_ids, max_selections: int) -> tuple[np
     return positions, ids, weights
 
 
+LOSS_POSITIONS = ("selected", "all")
+"""Where the loss is computed: BERT's ``"selected"`` positions, or ``"all"`` real (non-special) positions."""
+
+
+def cap_selections(token_ids, masked_ids, selected, rng: np.random.Generator, max_selections: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Keep at most ``max_selections`` selected positions per row; the dropped ones get their original token.
+
+    A masking function that selects every token independently can, by chance, select more tokens in a row
+    than the ``P`` slots of the ``MaskedLMHead``; this keeps a random subset of them (the same cap as
+    :func:`select_tokens`) and undoes the corruption of the positions that are dropped.
+
+    Args:
+        token_ids: int ``(batch, L)`` original ids.
+        masked_ids: int ``(batch, L)`` corrupted ids from a masking function.
+        selected: bool ``(batch, L)`` selected positions.
+        rng: the random generator.
+        max_selections: ``P``.
+
+    Returns:
+        ``(masked_ids, selected)``: new arrays, at most ``max_selections`` ``True`` per row.
+    """
+    token_ids = np.asarray(token_ids)
+    selected = np.asarray(selected, dtype=bool)
+    masked_ids = np.asarray(masked_ids)
+    if selected.sum(axis=1).max(initial=0) <= max_selections:
+        return masked_ids.astype(np.int32, copy=True), selected.copy()
+    keys = np.where(selected, rng.random(selected.shape), np.inf)
+    rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    kept = selected & (rank < max_selections)
+    return np.where(kept | ~selected, masked_ids, token_ids).astype(np.int32), kept
+
+
 def make_mlm_batch(token_ids, rng: np.random.Generator, vocabulary_size: int, max_selections: int,
                    mask_token_rate: float = MASK_TOKEN_RATE, random_token_rate: float = RANDOM_TOKEN_RATE,
-                   selection_rate: float = SELECTION_RATE):
+                   selection_rate: float = SELECTION_RATE, mask_fn=None, loss_positions: str = "selected"):
     """One masked-LM batch in Keras ``fit`` format: ``(inputs, targets, sample_weight)``.
+
+    Args:
+        token_ids: int ``(B, L)`` original ids.
+        rng: the random generator of this batch.
+        vocabulary_size: ``V``.
+        max_selections: ``P``, prediction slots per sequence (with ``loss_positions="all"``: ``L``).
+        mask_token_rate, random_token_rate: the corruption of the selected tokens (library rule only).
+        selection_rate: share of the ordinary tokens selected.
+        mask_fn: a masking function with the signature of :func:`mask_tokens`,
+            ``mask_fn(token_ids, rng, vocabulary_size, mask_token_id=..., special_token_ids=...,
+            selection_rate=...) -> (masked_ids, selected)`` (for example a student's); None uses
+            :func:`mask_tokens` with the rates above. Its selection is capped to ``max_selections`` per row
+            (:func:`cap_selections`).
+        loss_positions: ``"selected"`` (BERT: the loss sees only the selected positions) or ``"all"`` (every
+            real, non-special position of the original sequence is a target, corrupted or not; then
+            ``max_selections`` must be at least the longest row's number of real tokens).
 
     Returns:
         ``({"token_ids": int32 (B, L), "mask_positions": int32 (B, P)}, mask_ids int32 (B, P),
         mask_weights float32 (B, P))``.
+
+    Raises:
+        ValueError: an unknown ``loss_positions``, or a row with more targets than ``max_selections``.
     """
+    if loss_positions not in LOSS_POSITIONS:
+        raise ValueError(f"loss_positions must be one of {LOSS_POSITIONS}, got {loss_positions!r}")
     token_ids = np.asarray(token_ids)
-    masked, selected = mask_tokens(token_ids, rng, vocabulary_size, selection_rate=selection_rate,
-                                   mask_token_rate=mask_token_rate, random_token_rate=random_token_rate,
-                                   max_selections=max_selections)
-    positions, ids, weights = selection_to_positions(selected, token_ids, max_selections)
+    if mask_fn is None:
+        masked, selected = mask_tokens(token_ids, rng, vocabulary_size, selection_rate=selection_rate,
+                                       mask_token_rate=mask_token_rate, random_token_rate=random_token_rate,
+                                       max_selections=max_selections if loss_positions == "selected" else None)
+    else:
+        masked, selected = mask_fn(token_ids, rng, vocabulary_size, mask_token_id=MASK_ID,
+                                   special_token_ids=SPECIAL_IDS, selection_rate=selection_rate)
+        if loss_positions == "selected":
+            masked, selected = cap_selections(token_ids, masked, selected, rng, max_selections)
+        masked = np.asarray(masked, dtype=np.int32)
+    targets = selected if loss_positions == "selected" else ~np.isin(token_ids, np.asarray(SPECIAL_IDS))
+    positions, ids, weights = selection_to_positions(targets, token_ids, max_selections)
     return {"token_ids": masked, "mask_positions": positions}, ids, weights
 
 
@@ -190,30 +254,43 @@ class MaskedLMBatches(keras.utils.PyDataset):
         token_ids: int array ``(n, L)`` from :func:`course_lib.data.tokenization.encode`.
         vocabulary_size: ``V``.
         batch_size: sequences per batch.
-        max_selections: ``P``, predictions per sequence (default :func:`default_max_selections`).
+        max_selections: ``P``, predictions per sequence (default :func:`default_max_selections` of the
+            selection rate; ``L`` when ``loss_positions="all"``).
         seed: base seed.
         shuffle: reshuffle the sequences every epoch (training); False keeps the order (validation).
         mask_token_rate, random_token_rate: the masking rule (defaults 0.8 / 0.1).
         drop_remainder: skip the last, smaller batch (with ``shuffle`` other sequences fall there next epoch);
             every batch then has the same shape, so the training step is traced once.
+        mask_fn: the masking function (see :func:`make_mlm_batch`; default :func:`mask_tokens`).
+        selection_rate: share of the ordinary tokens selected (BERT: 0.15).
+        loss_positions: ``"selected"`` (BERT) or ``"all"`` (see :func:`make_mlm_batch`).
         **kwargs: ``keras.utils.PyDataset`` options (``workers``, ...).
 
     Raises:
-        ValueError: ``token_ids`` is not a non-empty 2-D array, or ``drop_remainder`` leaves no batch.
+        ValueError: ``token_ids`` is not a non-empty 2-D array, ``drop_remainder`` leaves no batch, or an
+            unknown ``loss_positions``.
     """
 
     def __init__(self, token_ids, vocabulary_size: int, batch_size: int = 32, max_selections: int | None = None,
                  seed: int = 0, shuffle: bool = True, mask_token_rate: float = MASK_TOKEN_RATE,
-                 random_token_rate: float = RANDOM_TOKEN_RATE, drop_remainder: bool = False, **kwargs):
+                 random_token_rate: float = RANDOM_TOKEN_RATE, drop_remainder: bool = False, mask_fn=None,
+                 selection_rate: float = SELECTION_RATE, loss_positions: str = "selected", **kwargs):
         super().__init__(**kwargs)
         self.token_ids = np.asarray(token_ids, dtype=np.int32)
         if self.token_ids.ndim != 2 or len(self.token_ids) == 0:
             raise ValueError(f"token_ids must be a non-empty (n, L) array, got shape {self.token_ids.shape}")
+        if loss_positions not in LOSS_POSITIONS:
+            raise ValueError(f"loss_positions must be one of {LOSS_POSITIONS}, got {loss_positions!r}")
         self.vocabulary_size = int(vocabulary_size)
         self.batch_size = int(batch_size)
-        self.max_selections = max_selections or default_max_selections(self.token_ids.shape[1])
+        self.selection_rate = float(selection_rate)
+        self.loss_positions = loss_positions
+        length = self.token_ids.shape[1]
+        self.max_selections = max_selections or (
+            default_max_selections(length, self.selection_rate) if loss_positions == "selected" else length)
         self.seed, self.shuffle = int(seed), bool(shuffle)
         self.mask_token_rate, self.random_token_rate = mask_token_rate, random_token_rate
+        self.mask_fn = mask_fn
         self.drop_remainder = bool(drop_remainder)
         if self.drop_remainder and len(self.token_ids) < self.batch_size:
             raise ValueError(f"drop_remainder with {len(self.token_ids)} sequences < batch_size {self.batch_size}")
@@ -233,7 +310,8 @@ class MaskedLMBatches(keras.utils.PyDataset):
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         return make_mlm_batch(self.token_ids[rows], rng, self.vocabulary_size, self.max_selections,
-                              self.mask_token_rate, self.random_token_rate)
+                              self.mask_token_rate, self.random_token_rate, self.selection_rate, self.mask_fn,
+                              self.loss_positions)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -82,7 +82,7 @@ def tokenize(tokenizer, paragraphs) -> list[list[int]]:
     return [[int(t) for t in np.asarray(row).ravel()] for row in out]
 
 
-def encode(tokenizer, paragraphs, sequence_length: int = 64, min_tokens: int = 4) -> np.ndarray:
+def encode(tokenizer, paragraphs, sequence_length: int = 64, min_tokens: int = 4, return_sources: bool = False):
     """Fixed-length model inputs: ``[CLS] pieces [SEP] [PAD]...`` per paragraph chunk.
 
     A paragraph longer than ``sequence_length - 2`` pieces is cut into consecutive chunks of that
@@ -93,9 +93,12 @@ def encode(tokenizer, paragraphs, sequence_length: int = 64, min_tokens: int = 4
         paragraphs: iterable of strings.
         sequence_length: ``L``, total length including ``[CLS]`` and ``[SEP]`` (>= 3).
         min_tokens: shortest chunk kept, in pieces.
+        return_sources: also return which paragraph each row comes from (to carry a paragraph's label
+            to its chunks).
 
     Returns:
-        int32 array ``(n_sequences, sequence_length)``; ``[PAD]`` is 0.
+        int32 array ``(n_sequences, sequence_length)``; ``[PAD]`` is 0. With ``return_sources``, the pair
+        ``(ids, sources)``, ``sources`` int64 ``(n_sequences,)`` indices into ``paragraphs``.
 
     Raises:
         ValueError: ``sequence_length`` < 3.
@@ -103,13 +106,15 @@ def encode(tokenizer, paragraphs, sequence_length: int = 64, min_tokens: int = 4
     if sequence_length < 3:
         raise ValueError(f"sequence_length must be at least 3, got {sequence_length}")
     body = sequence_length - 2
-    rows = []
-    for ids in tokenize(tokenizer, paragraphs):
+    rows, sources = [], []
+    for index, ids in enumerate(tokenize(tokenizer, paragraphs)):
         for start in range(0, len(ids), body):
             chunk = ids[start:start + body]
             if len(chunk) >= min_tokens:
                 rows.append([CLS_ID, *chunk, SEP_ID] + [PAD_ID] * (body - len(chunk)))
-    return np.asarray(rows, dtype=np.int32).reshape(-1, sequence_length)
+                sources.append(index)
+    ids = np.asarray(rows, dtype=np.int32).reshape(-1, sequence_length)
+    return (ids, np.asarray(sources, dtype=np.int64)) if return_sources else ids
 
 
 def decode(vocabulary, ids, skip_special: bool = True) -> str:

@@ -1,17 +1,21 @@
 """Evaluating generated images: a Fréchet distance in a classifier's feature space, and class coverage.
 
-**Fréchet distance.** Fit a Gaussian to the features of each set of images; the Fréchet (2-Wasserstein)
-distance between :math:`\\mathcal{N}(\\mu_1, \\Sigma_1)` and :math:`\\mathcal{N}(\\mu_2, \\Sigma_2)` is
+**Fréchet distance.** Fit a Gaussian to the features of each set of images; the *squared* Fréchet
+(2-Wasserstein) distance between :math:`\\mathcal{N}(\\mu_1, \\Sigma_1)` and :math:`\\mathcal{N}(\\mu_2, \\Sigma_2)`
+has the closed form (Dowson & Landau, 1982)
 
-.. math:: d^2 = \\lVert \\mu_1 - \\mu_2 \\rVert_2^2 + \\operatorname{Tr}\\big(\\Sigma_1 + \\Sigma_2
-          - 2 (\\Sigma_1 \\Sigma_2)^{1/2}\\big).
+.. math:: W_2^2 = \\lVert \\mu_1 - \\mu_2 \\rVert_2^2 + \\operatorname{Tr}\\big(\\Sigma_1 + \\Sigma_2
+          - 2 (\\Sigma_1 \\Sigma_2)^{1/2}\\big),
 
-With Inception-v3 features this is the Fréchet Inception Distance, FID (Heusel et al., "GANs Trained by a Two
-Time-Scale Update Rule Converge to a Local Nash Equilibrium", NeurIPS 2017). An ImageNet network means nothing
-for 8x8 digits, so the course uses the penultimate ("features") layer of its own Day-01 classifier
-(:mod:`course_lib.models.classifier`). Numbers are only comparable within one feature space and for equal
-sample sizes (the estimate is biased upwards for small samples), which is why every report shows the
-**real-vs-real floor**: the distance between the training and the test images' features.
+and "the Fréchet distance" of the GAN literature (FD, FID) is this square, in squared feature units, not
+:math:`W_2` itself. With Inception-v3 features it is the Fréchet Inception Distance, FID (Heusel et al., "GANs
+Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", NeurIPS 2017). An ImageNet
+network means little for small grayscale digits, so the course uses the penultimate ("features") layer of its
+own Day-01 classifier (:mod:`course_lib.models.classifier`). Numbers are only comparable within one feature
+space and for equal sample sizes: the estimate from :math:`n` samples is biased upwards, roughly linearly in
+:math:`1/n` (Chong & Forsyth, "Effectively Unbiased FID and Inception Score and Where to Find Them", CVPR
+2020). That is why every report shows the **real-vs-real floor** (the distance between the training and the
+test images' features) and scores as many generated images as there are training images.
 
 **Class coverage.** A generator can produce sharp images of a single digit (mode collapse) and still look
 fine sample by sample. Classify the generated images with the same classifier and count the classes that
@@ -50,7 +54,7 @@ def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """Fréchet distance between two Gaussians (squared 2-Wasserstein distance), in squared feature units.
+    """Fréchet distance between two Gaussians as FID reports it: the squared 2-Wasserstein distance :math:`W_2^2`.
 
     :math:`\\lVert\\mu_1-\\mu_2\\rVert^2 + \\operatorname{Tr}(\\Sigma_1 + \\Sigma_2 - 2(\\Sigma_1\\Sigma_2)^{1/2})`,
     with the matrix square root from ``scipy.linalg.sqrtm``. For positive semi-definite covariances
@@ -64,14 +68,16 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         eps: diagonal offset used only when the square root is not finite.
 
     Returns:
-        The distance as a Python float, >= 0 (clipped at 0 against round-off).
+        :math:`W_2^2` as a Python float, in squared feature units, >= 0 (clipped at 0 against round-off); its
+        square root is the 2-Wasserstein distance itself.
 
     Raises:
         ValueError: mismatched shapes, or an imaginary part too large to be round-off (relative to the trace,
             > 1e-3), which means a covariance was not positive semi-definite.
 
-    Reference: Heusel et al., NeurIPS 2017 (the FID); the closed form is the 2-Wasserstein distance between
-    Gaussians (Dowson & Landau, Journal of Multivariate Analysis, 1982).
+    Reference: Heusel et al., NeurIPS 2017 (the FID); the closed form of the squared 2-Wasserstein distance
+    between Gaussians: Dowson & Landau, "The Fréchet distance between multivariate normal distributions",
+    Journal of Multivariate Analysis, 1982.
     """
     from scipy import linalg
 
@@ -99,7 +105,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
 
 def frechet_distance_features(features1, features2, eps: float = 1e-6) -> float:
-    """Fréchet distance between the Gaussians fitted to two feature sets ``(n1, d)`` and ``(n2, d)``.
+    """Fréchet distance (squared 2-Wasserstein, :func:`frechet_distance`) between the Gaussians fitted to two
+    feature sets ``(n1, d)`` and ``(n2, d)``.
 
     See :func:`gaussian_stats` and :func:`frechet_distance` (same errors).
     """
@@ -211,7 +218,8 @@ class FrechetEvaluator:
         return np.asarray(probabilities).argmax(axis=1).astype(np.int64)
 
     def distance(self, images) -> float:
-        """Fréchet distance between ``images``' features and the reference features."""
+        """Fréchet distance (squared 2-Wasserstein, :func:`frechet_distance`) between ``images``' features and the
+        reference features; biased upwards for few images, so compare only equal sample sizes."""
         return frechet_distance(*gaussian_stats(self.embed(images)), self.reference_mu, self.reference_sigma)
 
     def score(self, images) -> dict[str, float]:

@@ -61,7 +61,7 @@ class LabelEfficiencyResult:
 
 def label_efficiency_curve(fit_predict: Callable, x_train, y_train, x_test, y_test,
                            budgets: Sequence = (1, 5, 10, None), n_draws: int = 5, seed: int = 0,
-                           method: str = "method") -> LabelEfficiencyResult:
+                           method: str = "method", sampler: Callable | None = None) -> LabelEfficiencyResult:
     """Accuracy of a method against the number of labels per class, over several label draws.
 
     For every budget ``b`` and draw ``d``, :func:`course_lib.data.datasets.labeled_subset` picks ``b``
@@ -77,6 +77,8 @@ def label_efficiency_curve(fit_predict: Callable, x_train, y_train, x_test, y_te
         n_draws: number of label draws per budget (>= 1).
         seed: base seed of the draws.
         method: display name stored in the result.
+        sampler: ``sampler(y_train, per_class, seed) -> indices`` drawing the labeled subsets (default
+            :func:`course_lib.data.datasets.labeled_subset`; Day 01 passes the student's own sampler).
 
     Returns:
         A :class:`LabelEfficiencyResult`.
@@ -87,12 +89,13 @@ def label_efficiency_curve(fit_predict: Callable, x_train, y_train, x_test, y_te
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     y_train, y_test = labels_1d("y_train", y_train), labels_1d("y_test", y_test)
+    sampler = labeled_subset if sampler is None else sampler
     result = LabelEfficiencyResult(method)
     for budget in budgets:
         accs = []
         draws = 1 if budget is None else n_draws
         for draw in range(draws):
-            idx = np.arange(len(y_train)) if budget is None else labeled_subset(y_train, budget, seed=seed + draw)
+            idx = np.arange(len(y_train)) if budget is None else np.asarray(sampler(y_train, budget, seed=seed + draw))
             predictions = to_numpy(fit_predict(x_train[idx], y_train[idx], x_test))
             if predictions.shape != y_test.shape:
                 raise ValueError(f"fit_predict returned shape {predictions.shape}, expected {y_test.shape}")

@@ -8,13 +8,19 @@ sequences are in :mod:`course_lib.data.masking`; this module holds
 - :class:`MiniBert`, the model: ``keras_hub.layers.TokenAndPositionEmbedding`` -> ``TransformerEncoder``
   blocks (Vaswani et al., "Attention Is All You Need", NeurIPS 2017) -> ``MaskedLMHead`` whose output
   projection is the transposed token-embedding matrix (tied embeddings);
+- its training objective, :meth:`MiniBert.compute_loss`: ``MiniBert.mlm_loss`` (by default
+  :func:`course_lib.losses.masked_lm_loss`; :func:`compile_mlm` sets another, e.g. a student's);
 - evaluation (:func:`evaluate_masked_lm`, :func:`unigram_baseline`), :func:`fill_mask`, nearest tokens by
-  embedding and attention maps.
+  embedding and attention maps;
+- the downstream use of the pretrained encoder: :meth:`MiniBert.encoder`, :func:`pooled_features` (for a
+  linear probe) and :func:`build_text_classifier` (for fine-tuning).
 
 Token ids follow :mod:`course_lib.data.tokenization`: ``[PAD]`` 0, ``[CLS]`` 1, ``[SEP]`` 2, ``[UNK]`` 3, ``[MASK]`` 4.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import numpy as np
@@ -22,6 +28,7 @@ from keras import layers, ops
 
 from course_lib.data.masking import SPECIAL_IDS, default_max_selections, make_mlm_batch
 from course_lib.data.tokenization import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
+from course_lib.losses import masked_lm_loss
 
 # --------------------------------------------------------------------------------------------
 # The model
@@ -63,6 +70,12 @@ class MiniBert(keras.Model):
     The model is a functional graph built in ``__init__`` from its hyper-parameters (like keras_hub's
     backbones), so ``get_config`` holds just those and a ``.keras`` file reloads with the embeddings still
     tied.
+
+    Training: ``fit`` on ``(inputs, mask_ids, mask_weights)`` batches (:class:`course_lib.data.masking.MaskedLMBatches`)
+    runs Keras's own ``train_step``, whose loss is :meth:`compute_loss`: the function ``self.mlm_loss(labels,
+    logits, weights)`` (default :func:`course_lib.losses.masked_lm_loss`; :func:`compile_mlm` replaces it).
+    The loss function is a training setting, not part of the saved architecture: a reloaded model uses the
+    default.
 
     Args:
         vocabulary_size: ``V`` (> 5: the special tokens plus at least one word).
@@ -123,6 +136,27 @@ class MiniBert(keras.Model):
         self.intermediate_dim = int(intermediate_dim)
         self.dropout = float(dropout)
         self.normalize_first = bool(normalize_first)
+        self.mlm_loss = masked_lm_loss
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The masked-LM objective of one batch, called by Keras's ``train_step`` and ``test_step``.
+
+        Args:
+            x: the inputs ``{"token_ids": (B, L), "mask_positions": (B, P)}`` (unused: ``y_pred`` holds the
+                logits the model computed from them).
+            y: int ``(B, P)``: the original tokens at the selected positions (``mask_ids``).
+            y_pred: float ``(B, P, V)``: the logits of the ``MaskedLMHead``.
+            sample_weight: float ``(B, P)``: 1 for a real prediction, 0 for a padding slot (``mask_weights``).
+            training: whether this is a training step.
+
+        Returns:
+            Scalar loss tensor: ``self.mlm_loss(y, y_pred, sample_weight)``, plus the layers' own losses
+            (weight regularisers; none by default).
+        """
+        loss = self.mlm_loss(y, y_pred, sample_weight)
+        if self.losses:  # regularisation terms added by layers (none in the default model)
+            loss = loss + ops.sum(self.losses)
+        return loss
 
     def get_config(self) -> dict:
         # Not chained to the functional config: the graph is rebuilt from these hyper-parameters.
@@ -177,6 +211,17 @@ class MiniBert(keras.Model):
     def _blocks(self):
         return [self.get_layer(f"transformer_layer_{i}") for i in range(self.num_layers)]
 
+    def encoder(self) -> keras.Model:
+        """The encoder without the masked-LM head, sharing this model's weights.
+
+        Returns:
+            A functional ``keras.Model``: int32 ``token_ids (B, L)`` -> float32 hidden states
+            ``(B, L, hidden_dim)`` (the input of the ``MaskedLMHead``). Training it trains this model's
+            layers too: copy the model first (:func:`build_text_classifier` does) to keep the original.
+        """
+        last = "final_layer_norm" if self.normalize_first else f"transformer_layer_{self.num_layers - 1}"
+        return keras.Model(self.get_layer("embeddings").input, self.get_layer(last).output, name="encoder")
+
     def encode(self, token_ids) -> np.ndarray:
         """Contextual hidden states (inference mode): float32 ``(B, L, hidden_dim)`` for int ``(B, L)`` ids."""
         x, padding_mask = self._embed(token_ids)
@@ -215,14 +260,25 @@ class MiniBert(keras.Model):
 
 
 def compile_mlm(model: MiniBert, learning_rate: float = 1e-3, total_steps: int | None = None,
-                warmup_steps: int = 0, weight_decay: float = 0.01) -> MiniBert:
-    """Compile for masked-LM training: AdamW, cross-entropy averaged over the selected positions, top-1/top-5.
+                warmup_steps: int = 0, weight_decay: float = 0.01, loss_fn=None) -> MiniBert:
+    """Compile for masked-LM training: AdamW, the masked-LM loss, weighted top-1 / top-5 accuracy.
 
-    The loss is ``SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")``:
-    with ``mask_weights`` as sample weights it is the mean negative log-likelihood (nats) over the real
-    predictions only, so ``exp(loss)`` is the masked-token perplexity. The metrics ``masked_top1`` and
-    ``masked_top5`` are weighted metrics (padding slots have weight 0). With ``total_steps`` the learning
-    rate warms up linearly for ``warmup_steps`` then follows a cosine decay.
+    The loss is ``loss_fn(labels, logits, weights)`` (default :func:`course_lib.losses.masked_lm_loss`),
+    called by :meth:`MiniBert.compute_loss` with the ``mask_ids`` as labels and the ``mask_weights`` as
+    weights: the mean negative log-likelihood (nats) over the real predictions only, so ``exp(loss)`` is the
+    masked-token perplexity. The metrics ``masked_top1`` and ``masked_top5`` are weighted metrics
+    (padding slots have weight 0). With ``total_steps`` the learning rate warms up linearly for
+    ``warmup_steps`` then follows a cosine decay. ``jit_compile="auto"``: XLA on JAX (where the alternative
+    runs the training step op by op), none on a TensorFlow CPU and on PyTorch.
+
+    Args:
+        model: the :class:`MiniBert` to compile.
+        learning_rate: peak learning rate.
+        total_steps: steps of the whole run (None: constant learning rate).
+        warmup_steps: linear warm-up steps (with ``total_steps``).
+        weight_decay: AdamW's decoupled weight decay.
+        loss_fn: ``(labels (B, P) int, logits (B, P, V), weights (B, P)) -> scalar`` written with
+            ``keras.ops`` (it runs inside the compiled training step); None for the library's.
 
     Returns:
         ``model`` (compiled in place).
@@ -233,13 +289,121 @@ def compile_mlm(model: MiniBert, learning_rate: float = 1e-3, total_steps: int |
             initial_learning_rate=0.0 if warmup_steps else learning_rate,
             decay_steps=max(1, total_steps - warmup_steps), alpha=0.05,
             warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+    model.mlm_loss = loss_fn or masked_lm_loss
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="masked_top1"),
                           keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="masked_top5")],
-        jit_compile=False)  # XLA compilation costs more than it saves for a model this small on a CPU
+        jit_compile="auto")
     return model
+
+
+class MaskedLMRuns:
+    """Short masked-LM trainings that all start from the same weights, with one compiled training step.
+
+    Day 09 trains several small models for the same number of steps (the mask-rate investigation, the
+    "loss on every position" variant). Building and compiling a model per run would trace a new training
+    step each time, which on a CPU costs more than the short run itself. This object builds and compiles one
+    :class:`MiniBert` (after ``keras.utils.set_random_seed(seed)``) and keeps its initial weights and
+    optimizer state; :meth:`train` puts both back, then fits ``steps`` steps. Every run therefore starts
+    from the same weights, with the same learning-rate schedule, and only what :meth:`train` is given
+    (the masking rule, the selection rate) differs.
+
+    Args:
+        vocabulary_size: ``V``.
+        sequence_length: ``L``.
+        size: :class:`MiniBert` keyword arguments (``hidden_dim``, ``num_layers``, ...).
+        steps: optimisation steps of every run (its compute budget).
+        batch_size: sequences per step.
+        learning_rate: peak learning rate (linear warm-up over ``warmup_fraction`` of the steps, cosine decay).
+        seed: seed of the initial weights and of the masks.
+        loss_fn: the masked-LM loss (default :func:`course_lib.losses.masked_lm_loss`).
+        loss_positions: ``"selected"`` (BERT) or ``"all"`` (the loss on every real position).
+        max_selections: ``P``, prediction slots per sequence, the same for every run (so the compiled step
+            is reused): default room for the highest rate, :func:`default_max_selections` at
+            ``max_selection_rate``; ``L`` with ``loss_positions="all"``.
+        max_selection_rate: the highest selection rate :meth:`train` will be given.
+        train_counts: token counts for the unigram start of the output bias (None: zeros, a uniform start).
+        warmup_fraction: share of the steps spent warming up.
+
+    Attributes:
+        model: the :class:`MiniBert` that every run trains (the result of the last :meth:`train`).
+    """
+
+    def __init__(self, vocabulary_size: int, sequence_length: int, size: dict | None = None, steps: int = 100,
+                 batch_size: int = 64, learning_rate: float = 3e-3, seed: int = 0, loss_fn=None,
+                 loss_positions: str = "selected", max_selections: int | None = None,
+                 max_selection_rate: float = 0.5, train_counts=None, warmup_fraction: float = 0.1):
+        from course_lib.training import snapshot_optimizer
+
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        self.steps, self.batch_size, self.seed = int(steps), int(batch_size), int(seed)
+        self.loss_positions = loss_positions
+        self.max_selections = max_selections or (
+            sequence_length if loss_positions == "all" else default_max_selections(sequence_length, max_selection_rate))
+        keras.utils.set_random_seed(self.seed)
+        self.model = MiniBert(vocabulary_size, sequence_length, **(size or {}))
+        if train_counts is not None:
+            self.model.init_unigram_bias(train_counts)
+        compile_mlm(self.model, learning_rate, total_steps=self.steps,
+                    warmup_steps=int(warmup_fraction * self.steps), loss_fn=loss_fn)
+        self._weights = self.model.get_weights()
+        self._optimizer_state = snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
+        self.runs = 0
+
+    def train(self, token_ids, selection_rate: float = 0.15, mask_fn=None) -> MiniBert:
+        """Reset :attr:`model` to the initial weights and optimizer state, then train it for ``steps`` steps.
+
+        Args:
+            token_ids: int ``(n, L)`` training sequences (at least ``batch_size`` of them).
+            selection_rate: share of the ordinary tokens selected for prediction.
+            mask_fn: masking function (default :func:`course_lib.data.masking.mask_tokens`).
+
+        Returns:
+            :attr:`model`, trained. The next call trains the same object again: evaluate it first.
+        """
+        from course_lib.data.masking import MaskedLMBatches
+        from course_lib.training import restore_optimizer
+
+        self.model.set_weights(self._weights)
+        restore_optimizer(self.model.optimizer, self._optimizer_state)
+        batches = MaskedLMBatches(token_ids, self.model.vocabulary_size, batch_size=self.batch_size, seed=self.seed,
+                                  drop_remainder=True, mask_fn=mask_fn, selection_rate=selection_rate,
+                                  loss_positions=self.loss_positions, max_selections=self.max_selections)
+        # Draw the masked batches of all the steps first (epoch after epoch of the generator, as fit would),
+        # then train on the arrays in that order: the run depends on nothing but its arguments.
+        drawn = []
+        for step in range(self.steps):
+            if step and step % len(batches) == 0:
+                batches.on_epoch_end()
+            drawn.append(batches[step % len(batches)])
+        inputs = {key: np.concatenate([b[0][key] for b in drawn]) for key in ("token_ids", "mask_positions")}
+        targets, weights = np.concatenate([b[1] for b in drawn]), np.concatenate([b[2] for b in drawn])
+        self.model.fit(inputs, targets, sample_weight=weights, batch_size=self.batch_size, epochs=1, shuffle=False,
+                       verbose=0)
+        self.runs += 1
+        return self.model
+
+
+def mask_rate_experiment(runs: MaskedLMRuns, rates, train_ids, valid_ids, mask_fn=None, n_draws: int = 2,
+                         seed: int = 0) -> dict:
+    """BERT's mask rate at equal compute: one run per selection rate, the same test for all.
+
+    For every rate, ``runs.train`` trains the model from the same initial weights for the same number of
+    steps; each result is scored by :func:`evaluate_masked_lm` at the standard test (15 % of the validation
+    tokens replaced by ``[MASK]``), so only the training rate differs. Wettig, Gao, Zhong & Chen ("Should
+    You Mask 15% in Masked Language Modeling?", EACL 2023) ran this comparison at scale.
+
+    Returns:
+        ``{rate: {"top1": float, "top5": float, "perplexity": float}}`` in the order of ``rates``.
+    """
+    results = {}
+    for rate in rates:
+        model = runs.train(train_ids, selection_rate=rate, mask_fn=mask_fn)
+        scores = evaluate_masked_lm(model, valid_ids, n_draws=n_draws, seed=seed)
+        results[rate] = {key: scores[key] for key in ("top1", "top5", "perplexity")}
+    return results
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +441,7 @@ def evaluate_masked_lm(model: MiniBert, token_ids, n_draws: int = 5, seed: int =
         for start in range(0, len(token_ids), batch_size):
             inputs, ids, weights = make_mlm_batch(token_ids[start:start + batch_size], rng, model.vocabulary_size,
                                                   max_selections, mask_token_rate, random_token_rate)
-            logits = keras.ops.convert_to_numpy(model(inputs, training=False)).astype(np.float64)
+            logits = _predict_fixed_batch(model, inputs, batch_size).astype(np.float64)
             keep = weights > 0
             logits, ids = logits[keep], ids[keep]
             log_probs = logits - _logsumexp(logits)
@@ -291,6 +455,28 @@ def evaluate_masked_lm(model: MiniBert, token_ids, n_draws: int = 5, seed: int =
     return {"top1": float(np.concatenate(top1).mean()), "top5": float(np.concatenate(top5).mean()),
             "cross_entropy": cross_entropy, "perplexity": float(np.exp(cross_entropy)),
             "n_predictions": int(len(targets)), "targets": targets}
+
+
+def _predict_fixed_batch(model, inputs, batch_size: int) -> np.ndarray:
+    """The model's outputs (inference mode) for one batch: an array or a dict of arrays of at most
+    ``batch_size`` rows.
+
+    On JAX the batch is padded to ``batch_size`` rows and run by ``predict_on_batch``: one compiled
+    function for every batch (a model called directly runs op by op, and every new shape compiles again).
+    On TensorFlow and PyTorch the model is called directly: for the few batches of an evaluation that is
+    cheaper than tracing a prediction function.
+    """
+    if keras.backend.backend() != "jax":
+        return keras.ops.convert_to_numpy(model(inputs, training=False))
+
+    def pad(value):
+        value = np.asarray(value)
+        return np.concatenate([value, np.zeros((batch_size - len(value), *value.shape[1:]), value.dtype)])
+
+    n = len(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)
+    if n < batch_size:
+        inputs = {key: pad(value) for key, value in inputs.items()} if isinstance(inputs, dict) else pad(inputs)
+    return keras.ops.convert_to_numpy(model.predict_on_batch(inputs))[:n]
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:
@@ -404,3 +590,155 @@ def nearest_tokens(embeddings, vocabulary, token: str, k: int = 5) -> list[tuple
     similarity[list(SPECIAL_IDS)] = -np.inf
     best = np.argsort(-similarity)[:k]
     return [(vocabulary[i], float(similarity[i])) for i in best]
+
+
+# --------------------------------------------------------------------------------------------
+# Downstream: the pretrained encoder as features, or as the start of a classifier
+# --------------------------------------------------------------------------------------------
+
+def _mean_over_tokens(hidden, token_ids):
+    """Average the hidden states over the real (non-``[PAD]``) positions: ``(B, L, d)`` -> ``(B, d)``."""
+    return layers.GlobalAveragePooling1D(name="mean_over_tokens")(hidden, mask=ops.not_equal(token_ids, PAD_ID))
+
+
+def pooled_features(model: MiniBert, token_ids, batch_size: int = 256, layer: str = "encoder") -> np.ndarray:
+    """Sequence features for a linear probe: token vectors of one layer averaged over the real tokens.
+
+    The masked-LM objective trains no sequence-level output (``[CLS]`` gets no loss of its own without
+    BERT's next-sentence task), so the features of a sequence are the mean of its token vectors (``[CLS]``
+    and ``[SEP]`` included, ``[PAD]`` excluded), computed in inference mode: by default the encoder's last
+    hidden states (contextual vectors), or with ``layer="embeddings"`` the input embeddings (token plus
+    position vectors; the token vectors are the ones the tied output layer scores, so pretraining arranges
+    them by the contexts words appear in).
+
+    Args:
+        model: a :class:`MiniBert` (trained or not).
+        token_ids: int ``(n, L)`` sequences of the model's length.
+        batch_size: rows per forward pass.
+        layer: ``"encoder"`` (last hidden states) or ``"embeddings"``.
+
+    Returns:
+        float32 ``(n, hidden_dim)``.
+
+    Raises:
+        ValueError: an unknown ``layer``.
+    """
+    if layer not in ("encoder", "embeddings"):
+        raise ValueError(f"layer must be 'encoder' or 'embeddings', got {layer!r}")
+    token_ids = np.asarray(token_ids, dtype=np.int32)
+    inputs = keras.Input(shape=(model.sequence_length,), dtype="int32", name="token_ids")
+    source = model.encoder() if layer == "encoder" else keras.Model(
+        model.get_layer("embeddings").input, model.get_layer("embeddings").output, name="embedding_layer")
+    pooled = keras.Model(inputs, _mean_over_tokens(source(inputs), inputs), name="pooled_encoder")
+    out = [_predict_fixed_batch(pooled, token_ids[i:i + batch_size], batch_size)
+           for i in range(0, len(token_ids), batch_size)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.hidden_dim), np.float32)
+
+
+def build_text_classifier(model: MiniBert, num_classes: int, dropout: float = 0.1,
+                          name: str = "text_classifier") -> keras.Model:
+    """A sequence classifier that starts from a *copy* of ``model``'s encoder (``model`` itself is not changed).
+
+    ``token_ids (B, L)`` -> the encoder (:meth:`MiniBert.encoder` of a copy with the same weights) -> mean of
+    the hidden states over the real tokens -> ``Dropout`` -> ``Dense(num_classes)`` logits. Fine-tuning
+    trains every weight, encoder included (Devlin et al., NAACL-HLT 2019, section 3.2, with the mean of the
+    token vectors in place of the ``[CLS]`` vector: our pretraining has no next-sentence task that would
+    train ``[CLS]``).
+
+    Args:
+        model: the :class:`MiniBert` whose weights the encoder starts from (pretrained, or freshly initialised
+            for the baseline).
+        num_classes: ``K`` (>= 2).
+        dropout: dropout rate before the output layer.
+        name: the classifier's name.
+
+    Returns:
+        An uncompiled functional ``keras.Model``: int32 ``(B, L)`` -> float32 logits ``(B, K)``.
+
+    Raises:
+        ValueError: ``num_classes`` < 2.
+    """
+    return _classifier_on_copy(model, num_classes, dropout, name)[0]
+
+
+def _classifier_on_copy(model: MiniBert, num_classes: int, dropout: float, name: str):
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    copy = MiniBert.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    inputs = keras.Input(shape=(model.sequence_length,), dtype="int32", name="token_ids")
+    x = _mean_over_tokens(copy.encoder()(inputs), inputs)
+    x = layers.Dropout(dropout, name="classifier_dropout")(x)
+    logits = layers.Dense(num_classes, name="classifier_logits")(x)
+    return keras.Model(inputs, logits, name=name), copy
+
+
+class FineTuneRuns:
+    """Fine-tune a text classifier from several starting encoders, with one compiled training step.
+
+    The classifier is :func:`build_text_classifier`'s; it is built and compiled once (AdamW, a cosine
+    learning-rate decay over ``steps`` steps, cross-entropy on the logits). Each call of
+    :meth:`fit_predict` copies the given encoder's weights in, puts the classification layer and the
+    optimizer back to their initial state (the same for every run), and trains every weight for ``steps``
+    steps on the labeled sequences (repeated in a seeded random order), so that runs differ only by the
+    starting encoder and the labeled set.
+
+    Args:
+        model: a :class:`MiniBert` of the architecture to fine-tune (its weights are not used).
+        num_classes: ``K``.
+        steps: optimisation steps per run.
+        batch_size: sequences per step.
+        learning_rate: peak learning rate.
+        seed: seed of the classification layer's initial weights and of the row order.
+        dropout: dropout before the classification layer.
+        weight_decay: AdamW's decoupled weight decay.
+
+    Attributes:
+        classifier: the compiled ``keras.Model`` (int32 ``(B, L)`` -> logits ``(B, K)``), the last run's.
+    """
+
+    def __init__(self, model: MiniBert, num_classes: int, steps: int = 100, batch_size: int = 32,
+                 learning_rate: float = 1e-3, seed: int = 0, dropout: float = 0.1, weight_decay: float = 0.01):
+        from course_lib.training import snapshot_optimizer
+
+        self.steps, self.batch_size, self.seed, self.runs = int(steps), int(batch_size), int(seed), 0
+        keras.utils.set_random_seed(self.seed)
+        self.classifier, self._encoder = _classifier_on_copy(model, num_classes, dropout, "text_classifier")
+        self.classifier.compile(
+            optimizer=keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(learning_rate, self.steps),
+                                             weight_decay=weight_decay, clipnorm=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        self._head = self.classifier.get_layer("classifier_logits").get_weights()
+        self._optimizer_state = snapshot_optimizer(self.classifier.optimizer, self.classifier.trainable_variables)
+
+    def fit_predict(self, encoder: MiniBert, x_labeled, y_labeled, x_test, run_seed: int | None = None) -> np.ndarray:
+        """Fine-tune from ``encoder``'s weights on the labeled sequences, then predict ``x_test``.
+
+        Args:
+            encoder: the :class:`MiniBert` to start from (not modified).
+            x_labeled: int ``(n, L)`` labeled sequences; y_labeled: int ``(n,)`` their classes.
+            x_test: int ``(m, L)`` sequences to classify.
+            run_seed: seed of the row order and the dropout masks (default: the number of runs so far);
+                give two runs the same one to compare two encoders on identical batches.
+
+        Returns:
+            int64 ``(m,)`` predicted classes.
+        """
+        from course_lib.training import reset_seed_generators, restore_optimizer
+
+        run_seed = self.runs if run_seed is None else int(run_seed)
+        self.runs += 1
+        self._encoder.set_weights(encoder.get_weights())
+        self.classifier.get_layer("classifier_logits").set_weights(self._head)
+        restore_optimizer(self.classifier.optimizer, self._optimizer_state)
+        reset_seed_generators(self.classifier, self.seed * 1000 + run_seed)
+        x_labeled, y_labeled = np.asarray(x_labeled, np.int32), np.asarray(y_labeled, np.int64)
+        rng = np.random.default_rng([self.seed, run_seed])
+        n_rows = self.steps * self.batch_size
+        reps = math.ceil(n_rows / len(x_labeled))
+        rows = np.concatenate([rng.permutation(len(x_labeled)) for _ in range(reps)])[:n_rows]
+        self.classifier.fit(x_labeled[rows], y_labeled[rows], batch_size=self.batch_size, epochs=1, shuffle=False,
+                            verbose=0)
+        x_test = np.asarray(x_test, np.int32)
+        logits = [_predict_fixed_batch(self.classifier, x_test[i:i + 256], 256) for i in range(0, len(x_test), 256)]
+        return np.concatenate(logits).argmax(axis=1) if logits else np.zeros(0, np.int64)

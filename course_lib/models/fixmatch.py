@@ -10,17 +10,20 @@ augmented view.
 - :func:`build_fixmatch_augmenters`: the weak and the strong view.
 - :func:`fixmatch_batches`: labeled + :math:`\\mu` times as many unlabeled images per batch.
 - :class:`FixMatchTrainer`: trains one compiled model on many label draws without re-tracing.
+- :class:`WarmupCosine`: linear warm-up then cosine decay, for short runs.
+- :func:`build_small_convnet`: a small convolutional encoder for 28x28 images (stride-2 first convolution).
 
 Nothing here ever reads the labels of the unlabeled data.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import keras
 import numpy as np
-from keras import ops
+from keras import layers, ops
 
 from course_lib import backends, losses, training
 from course_lib.backends import to_numpy
@@ -84,6 +87,9 @@ class FixMatch(SubmodelConfig, keras.Model):
         threshold: confidence threshold :math:`\tau` in [0, 1].
         lambda_u: weight :math:`\lambda_u \ge 0` of the unlabeled loss.
         seed: seed of the default augmenters.
+        loss_fn: ``loss_fn(y_labeled, probs_labeled, probs_weak, probs_strong, threshold, lambda_u) -> dict``
+            with the keys of :func:`course_lib.losses.fixmatch_loss` (the default); lets a student's own
+            FixMatch loss train the model. Not serialised: a reloaded model uses the default.
 
     Raises:
         ValueError: ``threshold`` outside [0, 1] or ``lambda_u`` < 0.
@@ -93,7 +99,7 @@ class FixMatch(SubmodelConfig, keras.Model):
 
     def __init__(self, classifier, weak_augmenter=None, strong_augmenter=None,
                  threshold: float = FIXMATCH_DEFAULTS["threshold"], lambda_u: float = FIXMATCH_DEFAULTS["lambda_u"],
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, loss_fn: Callable | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= threshold <= 1.0 or lambda_u < 0:
             raise ValueError(f"need 0 <= threshold <= 1 and lambda_u >= 0, got {threshold}, {lambda_u}")
@@ -106,6 +112,7 @@ class FixMatch(SubmodelConfig, keras.Model):
         self.weak_augmenter = allow_jit_on_jax(weak_augmenter)
         self.strong_augmenter = allow_jit_on_jax(strong_augmenter)
         self.threshold, self.lambda_u, self.seed = float(threshold), float(lambda_u), seed
+        self.loss_fn = loss_fn if loss_fn is not None else losses.fixmatch_loss
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.supervised_tracker = keras.metrics.Mean(name="supervised_loss")
         self.unlabeled_tracker = keras.metrics.Mean(name="unlabeled_loss")
@@ -132,7 +139,7 @@ class FixMatch(SubmodelConfig, keras.Model):
         if not isinstance(y_pred, dict):
             raise ValueError("FixMatch trains on x = (x_labeled, x_unlabeled) (see fixmatch_batches), "
                              "not on images alone")
-        terms = losses.fixmatch_loss(y, y_pred["labeled"], y_pred["weak"], y_pred["strong"], self.threshold, self.lambda_u)
+        terms = self.loss_fn(y, y_pred["labeled"], y_pred["weak"], y_pred["strong"], self.threshold, self.lambda_u)
         for tracker, key in ((self.loss_tracker, "loss"), (self.supervised_tracker, "supervised_loss"),
                              (self.unlabeled_tracker, "unlabeled_loss"), (self.mask_tracker, "mask_rate")):
             tracker.update_state(terms[key])
@@ -180,45 +187,162 @@ def fixmatch_batches(x_labeled, y_labeled, x_unlabeled, mu: int = FIXMATCH_DEFAU
     return (x_labeled[labeled], x_unlabeled[unlabeled].reshape(n, mu, *x_unlabeled.shape[1:])), y_labeled[labeled]
 
 
+@keras.saving.register_keras_serializable(package="course_lib")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    r"""Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine decay to ``final_fraction * peak``.
+
+    .. math::
+        \eta(t) = \eta_{max}\,\frac{t+1}{W}\ (t < W),\qquad
+        \eta(t) = \eta_{max}\Big(f + (1-f)\,\tfrac12\big(1+\cos\pi\,\tfrac{t-W}{T-W}\big)\Big)\ (t \ge W)
+
+    FixMatch's paper decays the learning rate with a cosine over about a million SGD steps (Sohn et al.,
+    NeurIPS 2020, section 4); a few hundred Adam steps profit from the same shape, after a short warm-up
+    (Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", arXiv:1706.02677, 2017).
+
+    Args:
+        peak: the largest learning rate :math:`\eta_{max} > 0`.
+        total_steps: :math:`T`, steps of the whole run (>= 1).
+        warmup_steps: :math:`W`, in [0, total_steps).
+        final_fraction: :math:`f` in [0, 1], the learning rate at the end as a fraction of the peak.
+
+    Raises:
+        ValueError: arguments outside the ranges above.
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0):
+        if peak <= 0 or total_steps < 1 or not 0 <= warmup_steps < total_steps or not 0 <= final_fraction <= 1:
+            raise ValueError(f"need peak > 0, total_steps >= 1, 0 <= warmup_steps < total_steps, 0 <= final_fraction "
+                             f"<= 1; got {peak}, {total_steps}, {warmup_steps}, {final_fraction}")
+        self.peak, self.total_steps = float(peak), int(total_steps)
+        self.warmup_steps, self.final_fraction = int(warmup_steps), float(final_fraction)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
+        progress = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        cosine = self.peak * (self.final_fraction + (1 - self.final_fraction) * 0.5 * (1 + ops.cos(math.pi * progress)))
+        return ops.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+                "final_fraction": self.final_fraction}
+
+
+def build_small_convnet(input_shape=(28, 28, 1), width: int = 16, embedding_dim: int = 128,
+                        name: str = "small_convnet") -> keras.Model:
+    """A small convolutional encoder whose first convolution has stride 2, for 28x28 images on a CPU.
+
+    ``Conv3x3(width, stride 2) -> BN -> ReLU`` (28 -> 14) ``-> Conv3x3(2 width) -> BN -> ReLU -> MaxPool2``
+    (14 -> 7) ``-> Conv3x3(4 width) -> BN -> ReLU -> Flatten -> Dense(embedding_dim) -> BN -> ReLU``: about
+    2.2 million multiply-adds per 28x28 image at ``width=16``, a quarter of an encoder that runs two
+    convolutions at full resolution, so that FixMatch and SimCLR fit a CPU budget.
+
+    Args:
+        input_shape: ``(height, width, channels)``, height and width divisible by 4.
+        width: filters of the first convolution (then ``2 width`` and ``4 width``), >= 1.
+        embedding_dim: size of the representation, >= 1.
+        name: model name.
+
+    Returns:
+        A ``keras.Model`` mapping float32 ``(batch, *input_shape)`` to float32 ``(batch, embedding_dim)``
+        (non-negative: the last activation is a ReLU).
+
+    Raises:
+        ValueError: a size < 1 or a side not divisible by 4.
+    """
+    if width < 1 or embedding_dim < 1:
+        raise ValueError(f"width and embedding_dim must be >= 1, got {width}, {embedding_dim}")
+    if input_shape[0] % 4 or input_shape[1] % 4:
+        raise ValueError(f"height and width must be divisible by 4, got {input_shape}")
+
+    def block(x, filters, label, strides=1):
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=label)(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
+        return layers.Activation("relu", name=f"{label}_relu")(x)
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = block(inputs, width, "conv1", strides=2)
+    x = block(x, 2 * width, "conv2")
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = block(x, 4 * width, "conv3")
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="embedding_bn")(x)
+    outputs = layers.Activation("relu", name="embedding_relu")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def softmax_head(encoder: keras.Model, n_classes: int, name: str = "classifier") -> keras.Model:
+    """``encoder`` followed by a new ``Dense(n_classes, softmax)`` (the encoder's layers are shared, not copied).
+
+    Returns:
+        A ``keras.Model`` mapping images to class probabilities, float32 ``(batch, n_classes)``.
+    """
+    inputs = keras.Input(shape=tuple(encoder.input_shape[1:]), name="image")
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(encoder(inputs))
+    return keras.Model(inputs, outputs, name=name)
+
+
 class FixMatchTrainer:
     """Train :class:`FixMatch` on many label draws with one model, so TensorFlow traces the step only once.
 
-    The model is built and compiled once; :meth:`fit` re-initialises the classifier's weights (fresh
-    random values from a clone, seeded) and the optimizer's state before training, so draws are independent.
+    The model is built and compiled once; :meth:`fit` re-initialises the classifier's weights and the
+    optimizer's state before training, so draws are independent. By default the new weights are fresh random
+    values (a seeded clone); with ``rebuild=True``, ``build_classifier()`` is called for every draw and its
+    weights are copied in, so a draw can start from a *pretrained* encoder plus a fresh softmax layer.
     :meth:`fit_predict` has the ``fit_predict(x_labeled, y_labeled, x_test)`` signature of
     :func:`course_lib.evaluation.label_efficiency.label_efficiency_curve`.
 
     Args:
-        build_classifier: ``build_classifier() -> keras.Model`` with softmax output (called once).
+        build_classifier: ``build_classifier() -> keras.Model`` with softmax output (called once, or once per
+            draw with ``rebuild=True``, always after ``keras.utils.set_random_seed``).
         x_unlabeled: float ``(n_unlabeled, h, w, c)``, the unlabeled pool (e.g. all training images).
         steps: optimisation steps per fit.
-        epochs: the steps are split into this many Keras epochs (the history logs one value per epoch;
-            every epoch reshuffles the batches).
-        threshold, lambda_u, mu, batch_size, learning_rate: FixMatch hyper-parameters (:data:`FIXMATCH_DEFAULTS`).
+        epochs: the steps are split into this many Keras epochs (the history logs one value per epoch).
+            With ``fresh_batches=False`` every epoch reshuffles the same ``steps // epochs`` batches; with
+            ``fresh_batches=True`` the ``steps`` batches are all different and the epochs walk through them.
+        threshold, lambda_u, mu, batch_size, learning_rate: FixMatch hyper-parameters (:data:`FIXMATCH_DEFAULTS`);
+            ``learning_rate`` is the peak of the schedule.
         seed: base seed (weights of draw ``i`` use ``seed + i``, augmentations ``seed``).
         weak, strong: augmentation strengths for :func:`build_fixmatch_augmenters`.
         steps_per_execution: training steps per call of the compiled step function (fewer Python round
             trips; the results are the same; always 1 on PyTorch).
+        loss_fn: the FixMatch loss (default :func:`course_lib.losses.fixmatch_loss`), see :class:`FixMatch`.
+        rebuild: take every draw's initial weights from ``build_classifier()`` (see above).
+        schedule: ``"constant"`` or ``"warmup_cosine"`` (:class:`WarmupCosine` over ``steps``).
+        warmup_fraction: share of the steps spent warming up with ``"warmup_cosine"``.
+        fresh_batches: see ``epochs``.
 
     Attributes:
-        model: the :class:`FixMatch` model; history: the ``History`` of the last fit.
+        model: the :class:`FixMatch` model; history: ``{metric: [value per epoch]}`` of the last fit.
+
+    Raises:
+        ValueError: ``steps`` < 1, ``epochs`` outside [1, steps], or an unknown ``schedule``.
     """
 
     def __init__(self, build_classifier: Callable, x_unlabeled, steps: int = 1500, epochs: int = 10,
                  threshold: float = FIXMATCH_DEFAULTS["threshold"], lambda_u: float = FIXMATCH_DEFAULTS["lambda_u"],
                  mu: int = FIXMATCH_DEFAULTS["mu"], batch_size: int = FIXMATCH_DEFAULTS["batch_size"],
                  learning_rate: float = FIXMATCH_DEFAULTS["learning_rate"], seed: int = 0,
-                 weak: dict | None = None, strong: dict | None = None, steps_per_execution: int = 10):
+                 weak: dict | None = None, strong: dict | None = None, steps_per_execution: int = 10,
+                 loss_fn: Callable | None = None, rebuild: bool = False, schedule: str = "constant",
+                 warmup_fraction: float = 0.05, fresh_batches: bool = False):
         keras.utils.set_random_seed(seed)
         self.x_unlabeled = to_numpy(x_unlabeled, np.float32)
         if steps < 1 or not 1 <= epochs <= steps:
             raise ValueError(f"need steps >= 1 and 1 <= epochs <= steps, got {steps}, {epochs}")
+        if schedule not in ("constant", "warmup_cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'warmup_cosine', got {schedule!r}")
         self.steps, self.epochs, self.mu, self.batch_size, self.seed = int(steps), int(epochs), int(mu), \
             int(batch_size), seed
+        self.build_classifier, self.rebuild, self.fresh_batches = build_classifier, bool(rebuild), bool(fresh_batches)
         classifier = build_classifier()
         weak_model, strong_model = build_fixmatch_augmenters(tuple(classifier.input_shape[1:]), seed, weak, strong)
-        self.model = FixMatch(classifier, weak_model, strong_model, threshold=threshold, lambda_u=lambda_u, seed=seed)
-        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+        self.model = FixMatch(classifier, weak_model, strong_model, threshold=threshold, lambda_u=lambda_u, seed=seed,
+                              loss_fn=loss_fn)
+        rate = learning_rate if schedule == "constant" else \
+            WarmupCosine(learning_rate, self.steps, int(warmup_fraction * self.steps))
+        self.model.compile(optimizer=keras.optimizers.Adam(rate),
                            steps_per_execution=backends.steps_per_execution(steps_per_execution))
         # Build the model now on one batch: a model still unbuilt at its first fit is built by Keras from a batch
         # drawn from the shuffled data, which (JAX) consumes one more shuffle, so the first fit of a seed would not
@@ -230,27 +354,43 @@ class FixMatchTrainer:
         self.draws = 0
 
     def reset(self, seed: int) -> None:
-        """Fresh random classifier weights, restarted random generators (all seeded) and a fresh optimizer state."""
+        """The draw's initial classifier weights, restarted random generators (all seeded), a fresh optimizer."""
         keras.utils.set_random_seed(seed)
-        fresh = keras.models.clone_model(self.model.classifier)
+        fresh = self.build_classifier() if self.rebuild else keras.models.clone_model(self.model.classifier)
         self.model.classifier.set_weights(fresh.get_weights())
         training.reset_seed_generators(self.model, seed)
         training.restore_optimizer(self.model.optimizer, self._optimizer_state)
 
     def fit(self, x_labeled, y_labeled, seed: int | None = None):
-        """Train from scratch on one labeled set; returns the trained :class:`FixMatch` model."""
+        """Train on one labeled set from the draw's initial weights; returns the trained :class:`FixMatch` model."""
         seed = self.seed + self.draws if seed is None else seed
         self.draws += 1
         self.reset(seed)
-        (x_l, x_u), y_l = fixmatch_batches(x_labeled, y_labeled, self.x_unlabeled, self.mu,
-                                           self.steps // self.epochs, self.batch_size, seed)
-        self.history = self.model.fit((x_l, x_u), y_l, batch_size=self.batch_size, epochs=self.epochs, shuffle=True,
-                                      verbose=0)
+        if not self.fresh_batches:
+            (x_l, x_u), y_l = fixmatch_batches(x_labeled, y_labeled, self.x_unlabeled, self.mu,
+                                               self.steps // self.epochs, self.batch_size, seed)
+            history = self.model.fit((x_l, x_u), y_l, batch_size=self.batch_size, epochs=self.epochs, shuffle=True,
+                                     verbose=0)
+            self.history = dict(history.history)
+            return self.model
+        (x_l, x_u), y_l = fixmatch_batches(x_labeled, y_labeled, self.x_unlabeled, self.mu, self.steps,
+                                           self.batch_size, seed)
+        bounds = np.linspace(0, self.steps, self.epochs + 1).astype(int) * self.batch_size
+        self.history = {}
+        for start, stop in zip(bounds[:-1], bounds[1:]):  # one Keras epoch per chunk: the same compiled step
+            chunk = self.model.fit((x_l[start:stop], x_u[start:stop]), y_l[start:stop], batch_size=self.batch_size,
+                                   epochs=1, shuffle=False, verbose=0)
+            for key, values in chunk.history.items():
+                self.history.setdefault(key, []).extend(values)
         return self.model
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities ``(n, K)`` of the classifier on un-augmented images ``x`` (inference mode)."""
+        return training.predict_batched(self.model.classifier, x)
 
     def predict(self, x) -> np.ndarray:
         """Predicted labels ``(n,)`` of images ``x``."""
-        return training.predict_batched(self.model, x).argmax(axis=1)
+        return self.predict_proba(x).argmax(axis=1)
 
     def fit_predict(self, x_labeled, y_labeled, x_test) -> np.ndarray:
         """:meth:`fit` then :meth:`predict` ``x_test``: int labels ``(n_test,)``."""

@@ -12,16 +12,21 @@ discriminator :math:`D` outputs a logit :math:`\\ell(x)` with :math:`D(x) = \\si
 
 The architecture follows the DCGAN guidelines (Radford, Metz & Chintala, "Unsupervised Representation Learning
 with Deep Convolutional Generative Adversarial Networks", ICLR 2016): strided (transposed) convolutions instead of
-pooling, batch normalisation in the generator, ReLU in the generator with a ``tanh`` output, LeakyReLU in the
-discriminator.
+pooling, ReLU in the generator with a ``tanh`` output, LeakyReLU in the discriminator, and batch normalisation in
+*both* networks except the generator's output layer and the discriminator's input layer. **One deviation:**
+:func:`build_discriminator` has no batch normalisation (dropout before its output instead). Batch normalisation
+makes each image's output depend on the other images of its batch (Salimans et al., "Improved Techniques for
+Training GANs", NeurIPS 2016), and the discriminator sees batches that are all real or all generated, so it
+could tell them apart by their batch statistics; without it, each logit depends on its own image only, and the
+small discriminator trains stably on the course's data.
 
 **Pixel ranges.** The course's images are float32 in [0, 1]; the ``tanh`` generator produces [-1, 1]. The
 model works in [-1, 1] throughout: rescale real images with :func:`to_tanh_range` before ``fit`` and generated
 images with :func:`to_unit_range` before showing or scoring them (:func:`generate_images` does it for you).
 
-Everything is backend-agnostic Keras 3 (``keras.ops``, ``keras.random`` with a ``SeedGenerator``) except
-:func:`gradients`: Keras 3 has no backend-agnostic way to differentiate a loss inside a custom training step, so
-that one function uses ``tf.GradientTape`` (the TensorFlow backend, which the course uses).
+Everything is backend-agnostic Keras 3 (``keras.ops``, ``keras.random`` with a ``SeedGenerator``): Keras 3
+has no backend-agnostic way to differentiate a loss inside a custom training step, and the steps take their
+gradients from :func:`course_lib.autodiff.gradients`, the one place where TensorFlow, JAX and PyTorch differ.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from course_lib import autodiff
 from course_lib.losses import discriminator_loss, generator_loss
 from course_lib.models.base import SubmodelConfig
 
-__all__ = ["build_generator", "build_discriminator", "DCGAN", "SampleGrid", "gradients", "discriminator_step", "generator_step", "to_tanh_range", "to_unit_range",
-           "generate_images"]
+__all__ = ["build_generator", "build_discriminator", "DCGAN", "SampleGrid", "gradients", "discriminator_step", "generator_step",
+           "alternating_step", "generator_gradient_norms", "to_tanh_range", "to_unit_range", "generate_images"]
 
 
 # --- pixel ranges ---------------------------------------------------------------------------------
@@ -48,7 +54,7 @@ def to_tanh_range(images):
     Returns:
         float32 NumPy array of the same shape with values in [-1, 1].
     """
-    return (2.0 * np.asarray(images, dtype=np.float32) - 1.0).astype(np.float32)
+    return (2.0 * np.asarray(ops.convert_to_numpy(images), dtype=np.float32) - 1.0).astype(np.float32)
 
 
 def to_unit_range(images):
@@ -149,38 +155,17 @@ def build_discriminator(image_shape=(8, 8, 1), filters: int = 32, dropout: float
 
 # --- the two steps --------------------------------------------------------------------------------
 
-def gradients(loss_fn, variables):
-    """Evaluate ``loss_fn()`` and its gradients with respect to ``variables``.
-
-    Keras 3 offers no backend-agnostic way to differentiate inside a custom training step, so this is the one
-    TensorFlow-specific function of the module (``tf.GradientTape``); everything it calls is ``keras.ops``.
-
-    Args:
-        loss_fn: a callable with no arguments returning a scalar loss tensor.
-        variables: list of ``keras.Variable`` to differentiate with respect to.
-
-    Returns:
-        ``(loss, grads)``: the scalar loss and a list of gradients aligned with ``variables`` (``None`` for a
-        variable the loss does not depend on).
-
-    Raises:
-        NotImplementedError: a Keras backend other than TensorFlow.
-    """
-    if keras.backend.backend() != "tensorflow":
-        raise NotImplementedError(f"course_lib.models.gan.gradients supports the TensorFlow backend only, "
-                                  f"not {keras.backend.backend()!r} (JAX needs a stateless train_step)")
-    import tensorflow as tf  # TensorFlow-only: differentiation (see the docstring)
-
-    with tf.GradientTape() as tape:
-        loss = loss_fn()
-    return loss, tape.gradient(loss, variables)
+#: ``gradients(loss_fn, variables) -> (loss, grads)`` on every backend (kept here for existing imports): see
+#: :func:`course_lib.autodiff.gradients`.
+gradients = autodiff.gradients
 
 
 def discriminator_step(generator, discriminator, optimizer, real_images, z):
     """One discriminator update on a batch of real images (target 1) and of ``generator(z)`` (target 0).
 
-    Only ``discriminator.trainable_weights`` are updated; the generator is run in training mode (batch
-    statistics) but its weights are not differentiated.
+    Only ``discriminator.trainable_variables`` are updated; the generator runs in training mode (its batch
+    statistics move, as in every step of the original recipe) but its weights are not differentiated.
+    Backend-agnostic: the gradients come from :func:`course_lib.autodiff.gradients`.
 
     Args:
         generator, discriminator: the two models (see :func:`build_generator`, :func:`build_discriminator`).
@@ -189,26 +174,26 @@ def discriminator_step(generator, discriminator, optimizer, real_images, z):
         z: float32 noise ``(batch', latent_dim)``.
 
     Returns:
-        ``(loss, real_logits, fake_logits)`` (tensors).
+        ``(loss, real_logits, fake_logits)`` (tensors: a scalar, ``(batch, 1)`` and ``(batch', 1)``).
     """
     fake_images = ops.stop_gradient(generator(z, training=True))
-    logits = {}
+    weights = discriminator.trainable_variables
 
     def loss_fn():
-        logits["real"] = discriminator(real_images, training=True)
-        logits["fake"] = discriminator(fake_images, training=True)
-        return discriminator_loss(logits["real"], logits["fake"])
+        real_logits = discriminator(real_images, training=True)
+        fake_logits = discriminator(fake_images, training=True)
+        return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
 
-    loss, grads = gradients(loss_fn, discriminator.trainable_weights)
-    optimizer.apply_gradients(zip(grads, discriminator.trainable_weights))
-    return loss, logits["real"], logits["fake"]
+    (loss, (real_logits, fake_logits)), grads = autodiff.gradients(loss_fn, weights, has_aux=True)
+    optimizer.apply(grads, weights)
+    return loss, real_logits, fake_logits
 
 
 def generator_step(generator, discriminator, optimizer, z, non_saturating: bool = True):
     """One generator update through the discriminator: target 1 for ``generator(z)``.
 
     The discriminator is part of the computation (the gradient flows through it into the generator) but only
-    ``generator.trainable_weights`` are updated; the discriminator runs in inference mode (no dropout).
+    ``generator.trainable_variables`` are updated; the discriminator runs in inference mode (no dropout).
 
     Args:
         generator, discriminator: the two models.
@@ -219,12 +204,68 @@ def generator_step(generator, discriminator, optimizer, z, non_saturating: bool 
     Returns:
         The scalar generator loss (tensor).
     """
+    weights = generator.trainable_variables
+
     def loss_fn():
         return generator_loss(discriminator(generator(z, training=True), training=False), non_saturating)
 
-    loss, grads = gradients(loss_fn, generator.trainable_weights)
-    optimizer.apply_gradients(zip(grads, generator.trainable_weights))
+    loss, grads = autodiff.gradients(loss_fn, weights)
+    optimizer.apply(grads, weights)
     return loss
+
+
+def alternating_step(gan, real_images):
+    """One training step of a GAN: a discriminator update, then a generator update with fresh noise.
+
+    This is the body of :meth:`DCGAN.train_step` (Day 06's Exercise 6.3 asks for the same function): draw
+    noise with ``gan.sample_noise``, :func:`discriminator_step` on ``real_images`` and ``generator(z)``, then
+    :func:`generator_step` with new noise against the updated discriminator.
+
+    Args:
+        gan: a :class:`DCGAN` (its ``generator``, ``discriminator``, ``d_optimizer``, ``g_optimizer`` and
+            ``sample_noise`` are used).
+        real_images: float32 ``(batch, h, w, c)`` in [-1, 1].
+
+    Returns:
+        ``{"d_loss", "g_loss", "d_real", "d_fake"}``: the two losses and the discriminator's mean probability
+        that the real and the generated images of the discriminator step are real (scalar tensors).
+    """
+    n = ops.shape(real_images)[0]
+    d_loss, real_logits, fake_logits = discriminator_step(gan.generator, gan.discriminator, gan.d_optimizer,
+                                                          real_images, gan.sample_noise(n))
+    g_loss = generator_step(gan.generator, gan.discriminator, gan.g_optimizer, gan.sample_noise(n))
+    return {"d_loss": d_loss, "g_loss": g_loss, "d_real": ops.mean(ops.sigmoid(real_logits)),
+            "d_fake": ops.mean(ops.sigmoid(fake_logits))}
+
+
+def generator_gradient_norms(generator, discriminator, z) -> dict[str, float]:
+    """Measure how strongly each generator loss pushes the generator, at noise ``z`` (nothing is updated).
+
+    Both networks run in inference mode. The global norm of a gradient is the square root of the sum of the
+    squares of all its entries, over all of ``generator.trainable_variables``.
+
+    Args:
+        generator, discriminator: the two models.
+        z: float32 noise ``(batch, latent_dim)``.
+
+    Returns:
+        ``{"d_fake": mean D(G(z)), "non_saturating": norm, "saturating": norm}`` (Python floats): the
+        discriminator's mean probability that the generated images are real, and the gradient norms of the
+        non-saturating loss ``mean(softplus(-l))`` and of the saturating (minimax) loss ``mean(log(1 - sigmoid(l)))``.
+        Per image, the derivatives with respect to the logit are ``-(1 - D)`` and ``-D``: their ratio is
+        ``(1 - D) / D``, large where the discriminator rejects the image.
+
+    Reference: Goodfellow et al., NeurIPS 2014, section 3 (the non-saturating objective).
+    """
+    weights = generator.trainable_variables
+    d_fake = ops.mean(ops.sigmoid(discriminator(generator(z, training=False), training=False)))
+    norms = {}
+    for name, non_saturating in (("non_saturating", True), ("saturating", False)):
+        _, grads = autodiff.gradients(
+            lambda: generator_loss(discriminator(generator(z, training=False), training=False), non_saturating),
+            weights)
+        norms[name] = float(np.sqrt(sum(float(ops.convert_to_numpy(ops.sum(g * g))) for g in grads)))
+    return {"d_fake": float(ops.convert_to_numpy(d_fake)), **norms}
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -233,22 +274,38 @@ def generator_step(generator, discriminator, optimizer, z, non_saturating: bool 
 class DCGAN(SubmodelConfig, keras.Model):
     """A GAN as one ``keras.Model``: two sub-models, two optimizers, an alternating ``train_step``.
 
-    Each ``train_step`` (one batch of real images in [-1, 1]) draws noise from the model's own
-    ``keras.random.SeedGenerator``, runs :func:`discriminator_step` then :func:`generator_step` (fresh noise), and
-    tracks the mean losses and the discriminator's mean probabilities on real and generated images. Calling the
-    model maps noise to images: ``gan(z)`` is ``generator(z)``.
+    Each ``train_step`` (one batch of real images in [-1, 1]) runs ``step_fn(self, real_images)`` (default
+    :func:`alternating_step`: a discriminator update, then a generator update with fresh noise drawn from the
+    model's own ``keras.random.SeedGenerator``) and tracks the mean losses and the discriminator's mean
+    probabilities on real and generated images. Calling the model maps noise to images: ``gan(z)`` is
+    ``generator(z)``.
+
+    **Every backend.** The step is written with :func:`course_lib.autodiff.gradients` and
+    ``optimizer.apply``, which work on TensorFlow, JAX and PyTorch. On TensorFlow and PyTorch ``fit`` calls
+    ``train_step(data)`` and the step updates the variables in place (on PyTorch under ``torch.no_grad()``).
+    On JAX ``fit`` compiles ``train_step(state, data) -> (logs, state)``, a pure function of the variables'
+    values: the same step runs inside :func:`course_lib.autodiff.run_stateless`, which feeds it the values
+    of ``state`` and collects the assignments it makes. The JAX trainer's ``state`` holds the model's
+    variables and ``self.optimizer``'s, not the two optimizers a GAN uses: their variables (Adam's moments and
+    step counters) would be baked into the compiled step as constants and never advance. So both optimizers
+    are built in :meth:`compile` and their variables are listed in :attr:`variables` (hence in
+    ``non_trainable_variables``), and travel through the compiled step like batch-norm statistics;
+    ``self.optimizer`` is an unused ``SGD`` without state.
 
     Use::
 
-        gan = DCGAN(build_generator(32, (8, 8, 1)), build_discriminator((8, 8, 1)), seed=0)
+        gan = DCGAN(build_generator(32, (28, 28, 1)), build_discriminator((28, 28, 1)), seed=0)
         gan.compile()                          # Adam(2e-4, beta_1=0.5) for both, as in Radford et al. 2016
-        gan.fit(to_tanh_range(x_train), epochs=50, batch_size=64, callbacks=[SampleGrid()])
+        gan.fit(to_tanh_range(x_train), epochs=8, batch_size=32, callbacks=[SampleGrid()])
 
     Args:
         generator: a model ``(batch, latent_dim) -> (batch, h, w, c)`` in [-1, 1].
         discriminator: a model ``(batch, h, w, c) -> (batch, 1)`` logits.
         latent_dim: noise size; default ``generator.input_shape[-1]``.
         seed: integer seed of the noise source (``None``: drawn from Keras's global seed).
+        step_fn: ``step_fn(gan, real_images) -> {"d_loss", "g_loss", "d_real", "d_fake"}``, the training step
+            (default :func:`alternating_step`); the trackers of the keys it returns are updated and logged. Not
+            saved: a reloaded model uses the default.
 
     References: Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014; Radford, Metz & Chintala,
     "Unsupervised Representation Learning with Deep Convolutional Generative Adversarial Networks", ICLR 2016.
@@ -256,12 +313,14 @@ class DCGAN(SubmodelConfig, keras.Model):
 
     SUBMODELS = ("generator", "discriminator")
 
-    def __init__(self, generator, discriminator, latent_dim: int | None = None, seed: int | None = None, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim: int | None = None, seed: int | None = None,
+                 step_fn=None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim or generator.input_shape[-1])
         self.seed = seed
+        self.step_fn = step_fn
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -280,16 +339,35 @@ class DCGAN(SubmodelConfig, keras.Model):
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Set the two optimizers (instances or names; default for each: ``Adam(2e-4, beta_1=0.5)``, as in
-        Radford et al. 2016).
+        Radford et al. 2016) and create their variables.
 
         Extra keyword arguments go to ``keras.Model.compile`` (e.g. ``jit_compile``); the model has no
-        ``loss`` argument: its losses are defined by :func:`course_lib.losses.discriminator_loss` and :func:`course_lib.losses.generator_loss`.
+        ``loss`` argument: its losses are :func:`course_lib.losses.discriminator_loss` and
+        :func:`course_lib.losses.generator_loss`.
         """
+        kwargs.setdefault("optimizer", keras.optimizers.SGD())  # unused by the step; SGD keeps no state
         super().compile(**kwargs)
         self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else \
             keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer is not None else \
             keras.optimizers.Adam(2e-4, beta_1=0.5)
+        if not self.built:
+            self.build()
+        # Built here, outside any compiled function (JAX cannot create variables while it traces a step); an
+        # optimizer that comes already built (on other variables) is kept as it is.
+        for optimizer, model in ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)):
+            if not optimizer.built:
+                optimizer.build(model.trainable_variables)
+
+    @property
+    def variables(self):
+        """The model's variables and, once compiled, both optimizers' (see the class docstring: JAX)."""
+        own = list(super().variables)
+        seen = {id(v) for v in own}
+        for optimizer in (getattr(self, "d_optimizer", None), getattr(self, "g_optimizer", None)):
+            if optimizer is not None and optimizer.built:
+                own += [v for v in optimizer.variables if id(v) not in seen]
+        return own
 
     @property
     def metrics(self):
@@ -299,17 +377,29 @@ class DCGAN(SubmodelConfig, keras.Model):
         """``n`` noise vectors ``(n, latent_dim)`` from the model's seeded normal source (advances its state)."""
         return keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
 
-    def train_step(self, data):
+    def _step(self, data):
         real_images = data[0] if isinstance(data, (tuple, list)) else data
-        batch_size = ops.shape(real_images)[0]
-        d_loss, real_logits, fake_logits = discriminator_step(self.generator, self.discriminator, self.d_optimizer,
-                                                              real_images, self.sample_noise(batch_size))
-        g_loss = generator_step(self.generator, self.discriminator, self.g_optimizer, self.sample_noise(batch_size))
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
-        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        logs = (self.step_fn or alternating_step)(self, real_images)
+        tracked = [tracker for tracker in self.metrics if tracker.name in logs]  # a step may log fewer values
+        for tracker in tracked:
+            tracker.update_state(logs[tracker.name])
+        return {tracker.name: tracker.result() for tracker in tracked}
+
+    def train_step(self, *args):
+        if keras.backend.backend() == "jax":  # the JAX trainer: train_step(state, data) -> (logs, state)
+            state, data = args
+            groups = (self.trainable_variables, self.non_trainable_variables, self.optimizer.variables,
+                      self.metrics_variables)
+            variables = [v for group in groups for v in group]
+            logs, values = autodiff.run_stateless(self._step, variables, [t for part in state for t in part], data)
+            new_state, start = [], 0
+            for group in groups:
+                new_state.append(values[start:start + len(group)])
+                start += len(group)
+            return logs, tuple(new_state)
+        (data,) = args  # TensorFlow and PyTorch: train_step(data) -> logs, the variables updated in place
+        with autodiff.no_grad():
+            return self._step(data)
 
     def get_config(self):
         config = super().get_config()
@@ -340,9 +430,6 @@ class DCGAN(SubmodelConfig, keras.Model):
     def compile_from_config(self, config):
         self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
                      g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
-        if self.built:  # create the optimizers' variables so that their saved state can be loaded into them
-            self.d_optimizer.build(self.discriminator.trainable_variables)
-            self.g_optimizer.build(self.generator.trainable_variables)
 
 
 # --- sampling and the image-grid callback ---------------------------------------------------------

@@ -142,6 +142,40 @@ def logistic_regression(C: float = 1.0, max_iter: int = 2000):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
 
 
+def pseudo_label_quality(probabilities, y_true, thresholds) -> dict:
+    """How a confidence threshold trades the number of pseudo-labels against their accuracy (a diagnostic).
+
+    For every threshold :math:`\\tau`: the *mask rate* (share of rows whose largest probability is at least
+    :math:`\\tau`, FixMatch's ``mask_rate``) and the accuracy of the selected rows' pseudo-labels (their
+    ``argmax``) against ``y_true``. The true labels of an unlabeled pool are unknown in practice: this is
+    for studying a method on data whose labels we hid, never for training.
+
+    Args:
+        probabilities: float ``(n, K)`` predicted class probabilities.
+        y_true: int ``(n,)`` the hidden true labels.
+        thresholds: iterable of thresholds in [0, 1].
+
+    Returns:
+        ``{threshold: {"mask_rate": float in [0, 1], "accuracy": float in [0, 1] or NaN when no row passes}}``
+        in the order of ``thresholds``.
+
+    Raises:
+        ValueError: shapes that do not match, or a threshold outside [0, 1].
+    """
+    probabilities, y_true = to_numpy(probabilities, dtype=np.float64), to_numpy(y_true)
+    if probabilities.ndim != 2 or y_true.shape != (len(probabilities),):
+        raise ValueError(f"need probabilities (n, K) and y_true (n,), got {probabilities.shape} and {y_true.shape}")
+    confidence, predicted = probabilities.max(axis=1), probabilities.argmax(axis=1)
+    out = {}
+    for threshold in thresholds:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"thresholds must be in [0, 1], got {threshold}")
+        kept = confidence >= threshold
+        accuracy = float(np.mean(predicted[kept] == y_true[kept])) if kept.any() else float("nan")
+        out[threshold] = {"mask_rate": float(kept.mean()), "accuracy": accuracy}
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Label spreading
 # --------------------------------------------------------------------------------------------

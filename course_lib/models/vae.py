@@ -22,8 +22,17 @@ the KL term by :math:`\\beta`; :math:`\\beta = 1` is the ELBO.
   nats (``keras.ops``).
 - :class:`VAE`: a ``keras.Model`` whose ``compute_loss`` adds the KL term inside the model and tracks total,
   reconstruction and KL losses separately; ``encoder``, ``decoder``, :meth:`VAE.sample`,
-  :meth:`VAE.reconstruct`, :meth:`VAE.elbo_terms`.
+  :meth:`VAE.reconstruct`, :meth:`VAE.elbo_terms`. The two loss terms and the sampling layer can be
+  replaced by other implementations of the same maths (the course trains its VAE with the student's own).
+- :class:`KLWarmup`: a callback that ramps the KL weight from 0 to :math:`\\beta` over the first epochs
+  ("KL annealing", Bowman et al., "Generating Sentences from a Continuous Space", CoNLL 2016; "warm-up",
+  Sønderby et al., "Ladder Variational Autoencoders", NeurIPS 2016), against posterior collapse early in training.
 - :func:`build_vae`: dense encoder / decoder for images ``(h, w, c)`` with values in [0, 1].
+- :func:`kl_monte_carlo`: a Monte-Carlo estimate of the KL term (to check the closed form);
+  :func:`aggregate_posterior_log_density` and :func:`elbo_surgery`: the aggregate posterior
+  :math:`q(z) = \\frac1N \\sum_i q(z \\mid x_i)` and the split of the average KL term into the mutual
+  information :math:`I_q(x; z)` and :math:`\\mathrm{KL}(q(z) \\,\\|\\, p(z))` (Hoffman & Johnson, "ELBO surgery",
+  NIPS 2016 Workshop on Advances in Approximate Bayesian Inference).
 """
 
 from __future__ import annotations
@@ -93,26 +102,41 @@ class VAE(SubmodelConfig, keras.Model):
         beta: weight :math:`\\beta \\ge 0` of the KL term in the training loss (1 = the ELBO;
             Higgins et al., ICLR 2017).
         seed: seed of the :class:`Sampling` layer (and of :meth:`sample`'s default noise).
+        kl_weight: the KL weight the training starts with (default ``beta``); stored in the non-trainable
+            ``keras.Variable`` :attr:`kl_weight`, which :class:`KLWarmup` moves towards ``beta``.
+        sampling: a layer called as ``sampling([z_mean, z_log_var]) -> z`` used instead of
+            ``Sampling(seed=seed)`` (e.g. a student's sampling layer).
+        reconstruction_loss: ``f(x, logits) -> (batch,)`` nats, used instead of
+            :func:`course_lib.losses.bernoulli_nll`.
+        kl_loss: ``f(z_mean, z_log_var) -> (batch,)`` nats, used instead of :func:`course_lib.losses.gaussian_kl`.
         **kwargs: passed to ``keras.Model``.
 
     ``call(x)`` returns a dict ``{"logits", "z_mean", "z_log_var", "z"}`` with ``z`` **sampled** from
     :math:`q(z \\mid x)` (also in inference mode, so ``evaluate`` estimates the ELBO). ``compute_loss`` returns
-    the batch mean of :math:`\\text{recon} + \\beta\\,\\text{KL}` and updates three ``keras.metrics.Mean``
-    trackers exposed by :attr:`metrics`: ``loss`` (that objective), ``reconstruction_loss`` (Bernoulli
-    negative log-likelihood summed over pixels) and ``kl_loss`` — per-example means in nats. Compile with an
-    optimizer only (``vae.compile(keras.optimizers.Adam(1e-3))``) and train with ``fit(x)``.
+    the batch mean of :math:`\\text{recon} + w\\,\\text{KL}` with :math:`w` the current :attr:`kl_weight`
+    (:math:`\\beta` unless a warm-up is running) and updates three ``keras.metrics.Mean`` trackers exposed by
+    :attr:`metrics`: ``loss`` (that objective), ``reconstruction_loss`` (Bernoulli negative log-likelihood summed
+    over pixels) and ``kl_loss`` — per-example means in nats. Compile with an optimizer only
+    (``vae.compile(keras.optimizers.Adam(1e-3))``) and train with ``fit(x)``.
+
+    ``get_config`` saves ``beta``, ``seed`` and the current KL weight. Functions and layers passed as
+    ``sampling``, ``reconstruction_loss`` or ``kl_loss`` are training-time choices and are not saved: a
+    loaded model uses the library's versions (the same maths, so loaded predictions do not change).
 
     Raises:
-        ValueError: negative ``beta``, or an encoder whose code size differs from the decoder's input size.
+        ValueError: negative ``beta`` or ``kl_weight``, or an encoder whose code size differs from the decoder's
+            input size.
     """
 
     SUBMODELS = ("encoder", "decoder")
 
     def __init__(self, encoder: keras.Model, decoder: keras.Model, beta: float = 1.0, seed: int | None = None,
-                 **kwargs):
+                 kl_weight: float | None = None, sampling=None, reconstruction_loss=None, kl_loss=None, **kwargs):
         super().__init__(**kwargs)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta!r}")
+        if kl_weight is not None and kl_weight < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {kl_weight!r}")
         code, expected = _last_dim(encoder, "output_shape"), _last_dim(decoder, "input_shape")
         if code is not None and expected is not None and code != expected:
             raise ValueError(f"the encoder outputs codes of size {code} but the decoder expects {expected}")
@@ -124,7 +148,11 @@ class VAE(SubmodelConfig, keras.Model):
         self.beta = float(beta)
         self.seed = seed
         self.latent_dim = int(code)
-        self.sampling = Sampling(seed=seed, name="sampling")
+        self.kl_weight = keras.Variable(float(beta if kl_weight is None else kl_weight), trainable=False,
+                                        dtype="float32", name="kl_weight")
+        self.sampling = sampling if sampling is not None else Sampling(seed=seed, name="sampling")
+        self.reconstruction_loss = reconstruction_loss or bernoulli_nll
+        self.kl_loss = kl_loss or gaussian_kl
         self.prior_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
@@ -142,13 +170,14 @@ class VAE(SubmodelConfig, keras.Model):
         return {"logits": logits, "z_mean": z_mean, "z_log_var": z_log_var, "z": z}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Negative :math:`\\beta`-ELBO of the batch (a scalar); updates the three trackers.
+        """Negative ELBO of the batch with the KL term weighted by :attr:`kl_weight` (a scalar); updates the trackers.
 
         ``y`` and ``sample_weight`` are ignored (the target of a VAE is its input ``x``).
         """
-        reconstruction = bernoulli_nll(ops.cast(x, y_pred["logits"].dtype), y_pred["logits"])
-        kl = gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"])
-        total = reconstruction + self.beta * kl
+        logits = y_pred["logits"]
+        reconstruction = self.reconstruction_loss(ops.cast(x, logits.dtype), logits)
+        kl = self.kl_loss(y_pred["z_mean"], y_pred["z_log_var"])
+        total = reconstruction + ops.cast(self.kl_weight, kl.dtype) * kl
         self.total_loss_tracker.update_state(total)
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
@@ -197,7 +226,7 @@ class VAE(SubmodelConfig, keras.Model):
         """Per-example terms of the negative ELBO (:math:`\\beta = 1`), in nats.
 
         The reconstruction term is averaged over ``n_samples`` draws of :math:`z \\sim q(z\\mid x)` (the layer's
-        seed generator); the KL term is exact.
+        seed generator); the KL term is exact. Both use the model's loss functions.
 
         Returns:
             ``{"reconstruction": (n,), "kl": (n,), "negative_elbo": (n,)}``, float64 arrays.
@@ -208,16 +237,52 @@ class VAE(SubmodelConfig, keras.Model):
             total = 0.0
             for _ in range(int(n_samples)):
                 logits = self.decoder(self.sampling([z_mean, z_log_var]), training=False)
-                total = total + ops.convert_to_numpy(bernoulli_nll(ops.convert_to_tensor(chunk), logits))
+                total = total + ops.convert_to_numpy(self.reconstruction_loss(ops.convert_to_tensor(chunk), logits))
             recon.append(np.asarray(total, dtype=np.float64) / int(n_samples))
-            kl.append(ops.convert_to_numpy(gaussian_kl(z_mean, z_log_var)).astype(np.float64))
+            kl.append(ops.convert_to_numpy(self.kl_loss(z_mean, z_log_var)).astype(np.float64))
         recon, kl = np.concatenate(recon), np.concatenate(kl)
         return {"reconstruction": recon, "kl": kl, "negative_elbo": recon + kl}
 
     def get_config(self):
         config = super().get_config()
-        config.update({"beta": self.beta, "seed": self.seed})
+        config.update({"beta": self.beta, "seed": self.seed,
+                       "kl_weight": float(ops.convert_to_numpy(self.kl_weight))})
         return config
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Ramp a :class:`VAE`'s KL weight linearly from ``beta / epochs`` to ``beta`` over the first ``epochs`` epochs.
+
+    At the start of epoch ``e`` (counted from 0) the weight is :math:`\\beta \\min(1, (e + 1) / E)`; after ``E``
+    epochs it stays at :math:`\\beta`, so the final model optimises the intended objective. Early in training the
+    decoder cannot yet use the code, and a full-weight KL term pushes every posterior onto the prior, switching
+    latent units off for good (posterior collapse); a small weight first lets the code become informative
+    ("KL annealing", Bowman et al., CoNLL 2016; "warm-up", Sønderby et al., NeurIPS 2016).
+
+    Args:
+        epochs: length of the ramp ``E`` in epochs (>= 1).
+
+    Raises:
+        ValueError: ``epochs`` < 1.
+        TypeError: (at the start of training) the model has no ``kl_weight`` variable and ``beta``.
+    """
+
+    def __init__(self, epochs: int = 10):
+        super().__init__()
+        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        self.epochs = int(epochs)
+
+    def weight(self, epoch: int, beta: float) -> float:
+        """The KL weight during epoch ``epoch`` (from 0) for the target ``beta``."""
+        return float(beta) * min(1.0, (int(epoch) + 1) / self.epochs)
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "kl_weight") or not hasattr(self.model, "beta"):
+            raise TypeError(f"KLWarmup needs a model with kl_weight and beta (a VAE), got {type(self.model).__name__}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.kl_weight.assign(self.weight(epoch, self.model.beta))
 
 
 def build_vae_encoder(input_shape, latent_dim: int, hidden: Sequence[int] = (128, 64), activation: str = "relu",
@@ -254,7 +319,7 @@ def build_vae_decoder(latent_dim: int, output_shape, hidden: Sequence[int] = (12
 
 
 def build_vae(input_shape, latent_dim: int = 2, hidden: Sequence[int] = (128, 64), beta: float = 1.0,
-              seed: int | None = None, activation: str = "relu", name: str = "vae") -> VAE:
+              seed: int | None = None, activation: str = "relu", name: str = "vae", **kwargs) -> VAE:
     """A :class:`VAE` with dense encoder and decoder (:func:`build_vae_encoder`, :func:`build_vae_decoder`).
 
     Args:
@@ -265,6 +330,7 @@ def build_vae(input_shape, latent_dim: int = 2, hidden: Sequence[int] = (128, 64
         seed: seed of the sampling noise.
         activation: activation of the hidden layers.
         name: model name.
+        **kwargs: passed to :class:`VAE` (``kl_weight``, ``sampling``, ``reconstruction_loss``, ``kl_loss``).
 
     Returns:
         An uncompiled :class:`VAE`: ``vae.compile(keras.optimizers.Adam(1e-3)); vae.fit(x_train, epochs=...)``.
@@ -279,7 +345,7 @@ def build_vae(input_shape, latent_dim: int = 2, hidden: Sequence[int] = (128, 64
         raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
     encoder = build_vae_encoder(shape, int(latent_dim), hidden, activation)
     decoder = build_vae_decoder(int(latent_dim), shape, hidden, activation)
-    return VAE(encoder, decoder, beta=beta, seed=seed, name=name)
+    return VAE(encoder, decoder, beta=beta, seed=seed, name=name, **kwargs)
 
 
 def latent_grid(n: int = 15, low: float = 0.05, high: float = 0.95) -> np.ndarray:
@@ -316,3 +382,154 @@ def tile(images, n_cols: int) -> np.ndarray:
     if n % n_cols:
         raise ValueError(f"{n} images do not fill rows of {n_cols}")
     return images.reshape(n // n_cols, n_cols, h, w).transpose(0, 2, 1, 3).reshape(n // n_cols * h, n_cols * w)
+
+
+# ---- the KL term by Monte Carlo, and the aggregate posterior ---------------------------------------------------
+
+def kl_monte_carlo(z_mean, z_log_var, n_samples: int, seed: int = 0) -> np.ndarray:
+    """Monte-Carlo estimate of :math:`\\mathrm{KL}(\\mathcal N(\\mu, \\operatorname{diag}\\sigma^2) \\,\\|\\, \\mathcal N(0, I))`.
+
+    The average over ``n_samples`` draws :math:`z = \\mu + \\sigma \\odot \\varepsilon` of
+    :math:`\\log q(z) - \\log p(z) = \\sum_j \\tfrac12 \\big(z_j^2 - \\varepsilon_j^2 - \\log \\sigma_j^2\\big)`
+    (the :math:`\\log 2\\pi` terms cancel). Unbiased; its variance per draw is
+    :math:`\\sum_j \\big(\\mu_j^2 \\sigma_j^2 + \\tfrac12 (\\sigma_j^2 - 1)^2\\big)`, so the error falls as
+    :math:`1/\\sqrt{n}`. The closed form (:func:`course_lib.losses.gaussian_kl`) has no error at all, which is
+    why a VAE uses it (Kingma & Welling, ICLR 2014, section 2.4 and appendix B).
+
+    Args:
+        z_mean, z_log_var: arrays or tensors ``(batch, latent_dim)``.
+        n_samples: draws per example (>= 1).
+        seed: int seed of ``keras.random.normal``.
+
+    Returns:
+        float64 array ``(batch,)``, nats.
+
+    Raises:
+        ValueError: ``n_samples`` < 1 or shapes that differ.
+    """
+    mean = ops.convert_to_tensor(np.asarray(ops.convert_to_numpy(z_mean), dtype=np.float32))
+    log_var = ops.convert_to_tensor(np.asarray(ops.convert_to_numpy(z_log_var), dtype=np.float32))
+    if tuple(mean.shape) != tuple(log_var.shape) or len(mean.shape) != 2:
+        raise ValueError(f"z_mean and z_log_var must both be (batch, latent_dim), got {mean.shape}, {log_var.shape}")
+    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    eps = keras.random.normal((int(n_samples), *mean.shape), seed=seed)
+    z = mean[None] + ops.exp(0.5 * log_var)[None] * eps
+    per_draw = 0.5 * ops.sum(ops.square(z) - ops.square(eps) - log_var[None], axis=-1)
+    return ops.convert_to_numpy(ops.mean(per_draw, axis=0)).astype(np.float64)
+
+
+def _gaussian_log_density(z, mean, log_var) -> np.ndarray:
+    """``log N(z_a; mean_b, diag exp(log_var_b))`` for every pair: ``(len(z), len(mean))``, float64."""
+    z, mean, log_var = (np.asarray(a, dtype=np.float64) for a in (z, mean, log_var))
+    inv_var = np.exp(-log_var)                                        # (N, k)
+    # sum_j (z_j - m_j)^2 / v_j = sum z^2/v - 2 z m/v + m^2/v, as matrix products
+    quad = (z ** 2) @ inv_var.T - 2.0 * z @ (mean * inv_var).T + np.sum(mean ** 2 * inv_var, axis=1)[None]
+    return -0.5 * (quad + np.sum(log_var, axis=1)[None] + z.shape[1] * np.log(2.0 * np.pi))
+
+
+def aggregate_posterior_log_density(z, z_mean, z_log_var, batch_size: int = 512) -> np.ndarray:
+    """:math:`\\log q(z)` of the aggregate posterior :math:`q(z) = \\frac1N \\sum_{i=1}^N \\mathcal N(z; \\mu_i, \\sigma_i^2)`.
+
+    :math:`q(z)` is the distribution of codes the encoder actually uses over a data set of ``N`` images (the
+    "aggregate posterior", Makhzani et al., "Adversarial Autoencoders", ICLR 2016 workshop; Hoffman & Johnson,
+    2016). Where it is much smaller than the prior :math:`p(z)`, prior samples land in "holes" that no training
+    image maps to, and the decoder was never trained there.
+
+    Args:
+        z: query codes ``(m, latent_dim)``.
+        z_mean, z_log_var: the ``N`` posteriors, ``(N, latent_dim)`` each (e.g. :meth:`VAE.encode` of a data set).
+        batch_size: query codes per block (memory ``batch_size * N`` floats).
+
+    Returns:
+        float64 array ``(m,)`` of log densities (nats).
+
+    Raises:
+        ValueError: latent sizes that differ.
+    """
+    from scipy.special import logsumexp
+
+    z = np.asarray(z, dtype=np.float64)
+    z_mean, z_log_var = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
+    if z.ndim != 2 or z_mean.shape != z_log_var.shape or z_mean.shape[1] != z.shape[1]:
+        raise ValueError(f"shapes do not match: z {z.shape}, z_mean {z_mean.shape}, z_log_var {z_log_var.shape}")
+    out = [logsumexp(_gaussian_log_density(z[i:i + batch_size], z_mean, z_log_var), axis=1)
+           for i in range(0, len(z), batch_size)]
+    return np.concatenate(out) - np.log(len(z_mean))
+
+
+def standard_normal_log_density(z) -> np.ndarray:
+    """:math:`\\log p(z)` under the prior :math:`\\mathcal N(0, I)`: float64 ``(m,)`` for codes ``(m, latent_dim)``."""
+    z = np.asarray(z, dtype=np.float64)
+    return -0.5 * np.sum(z ** 2, axis=1) - 0.5 * z.shape[1] * np.log(2.0 * np.pi)
+
+
+def elbo_surgery(z_mean, z_log_var, n_samples: int = 2, seed: int = 0) -> dict[str, float]:
+    """Split the average KL term into mutual information and the aggregate posterior's distance to the prior.
+
+    For the data set of ``N`` encoded images (``x`` uniform over them) and the encoder's joint
+    :math:`q(x, z) = \\frac1N q(z \\mid x)`,
+
+    .. math::
+
+        \\frac1N \\sum_i \\mathrm{KL}\\big(q(z \\mid x_i) \\,\\|\\, p(z)\\big)
+            = I_q(x; z) + \\mathrm{KL}\\big(q(z) \\,\\|\\, p(z)\\big)
+
+    (Hoffman & Johnson, "ELBO surgery: yet another way to carve up the variational evidence lower bound",
+    NIPS 2016 Workshop on Advances in Approximate Bayesian Inference). Both terms are non-negative, so the
+    average KL term is an **upper bound** on the information the code carries about the image,
+    :math:`I_q(x; z) \\le \\log N`; the rest measures how far the codes actually used are from the prior.
+    The two terms are estimated by Monte Carlo with ``n_samples`` draws :math:`z \\sim q(z \\mid x_i)` per image and
+    the exact mixture density :func:`aggregate_posterior_log_density`.
+
+    Args:
+        z_mean, z_log_var: the posteriors of the ``N`` images, ``(N, latent_dim)`` each.
+        n_samples: draws per image (>= 1).
+        seed: seed of the NumPy generator drawing :math:`\\varepsilon`.
+
+    Returns:
+        ``{"average_kl", "mutual_information", "marginal_kl", "log_n"}`` in nats: the closed-form average KL
+        term, the estimates of :math:`I_q(x; z)` and :math:`\\mathrm{KL}(q(z) \\| p(z))` (they add up to the
+        Monte-Carlo estimate of the average KL), and :math:`\\log N`, the largest possible mutual information.
+    """
+    from course_lib.losses import gaussian_kl
+
+    mean, log_var = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
+    rng = np.random.default_rng(seed)
+    z = (mean[None] + np.exp(0.5 * log_var)[None] * rng.standard_normal((int(n_samples), *mean.shape)))
+    z = z.reshape(-1, mean.shape[1])
+    owner = np.tile(np.arange(len(mean)), int(n_samples))
+    log_conditional = -0.5 * np.sum((z - mean[owner]) ** 2 / np.exp(log_var[owner]) + log_var[owner]
+                                    + np.log(2.0 * np.pi), axis=1)
+    log_marginal = aggregate_posterior_log_density(z, mean, log_var)
+    log_prior = standard_normal_log_density(z)
+    average_kl = float(np.mean(ops.convert_to_numpy(gaussian_kl(mean.astype("float32"), log_var.astype("float32")))))
+    return {"average_kl": average_kl,
+            "mutual_information": float(np.mean(log_conditional - log_marginal)),
+            "marginal_kl": float(np.mean(log_marginal - log_prior)),
+            "log_n": float(np.log(len(mean)))}
+
+
+def monte_carlo_kl_errors(z_mean, z_log_var, sample_counts, seed: int = 0, kl_fn=None) -> dict[int, float]:
+    """Relative RMS error of :func:`kl_monte_carlo` against the closed form, for each number of samples.
+
+    :math:`\\sqrt{\\frac1N \\sum_i (\\widehat{\\mathrm{KL}}_i - \\mathrm{KL}_i)^2} \\,/\\, \\frac1N \\sum_i \\mathrm{KL}_i`
+    over the ``N`` examples.
+
+    Args:
+        z_mean, z_log_var: ``(N, latent_dim)`` each, e.g. the encodings of the test images.
+        sample_counts: numbers of draws per example (positive ints).
+        seed: seed of every estimate (``seed + n``).
+        kl_fn: closed form ``f(z_mean, z_log_var) -> (N,)`` (default :func:`course_lib.losses.gaussian_kl`).
+
+    Returns:
+        ``{n: relative error}`` in the order of ``sample_counts``.
+    """
+    exact = np.asarray(ops.convert_to_numpy((kl_fn or gaussian_kl)(
+        ops.convert_to_tensor(np.asarray(z_mean, np.float32)), ops.convert_to_tensor(np.asarray(z_log_var, np.float32)))),
+        dtype=np.float64)
+    errors = {}
+    for count in sample_counts:
+        estimate = kl_monte_carlo(z_mean, z_log_var, int(count), seed=int(seed) + int(count))
+        errors[int(count)] = float(np.sqrt(np.mean((estimate - exact) ** 2)) / np.mean(exact))
+    return errors

@@ -137,3 +137,22 @@ def test_add_noise_is_seeded_clipped_and_leaves_input():
     assert abs(np.mean(masked == 0) - 0.25) < 0.01
     with pytest.raises(ValueError):
         augment.add_noise(x, "masking", 1.0)
+
+
+def test_gaussian_noise_is_backend_random_clipped_and_seeded():
+    x = keras.ops.full((200, 8, 8, 1), 0.5)
+    generator = keras.random.SeedGenerator(0)
+    first = keras.ops.convert_to_numpy(augment.gaussian_noise(x, 0.1, generator))
+    second = keras.ops.convert_to_numpy(augment.gaussian_noise(x, 0.1, generator))
+    assert first.shape == (200, 8, 8, 1) and first.dtype == np.float32
+    assert abs((first - 0.5).std() - 0.1) < 0.005 and abs((first - 0.5).mean()) < 0.005
+    assert not np.allclose(first, second)  # a SeedGenerator advances: new noise at every call
+    again = keras.ops.convert_to_numpy(augment.gaussian_noise(x, 0.1, keras.random.SeedGenerator(0)))
+    np.testing.assert_array_equal(first, again)
+    fixed = [keras.ops.convert_to_numpy(augment.gaussian_noise(x, 0.1, 7)) for _ in range(2)]
+    np.testing.assert_array_equal(*fixed)  # an int seed: the same draw every time
+    heavy = keras.ops.convert_to_numpy(augment.gaussian_noise(np.full((50, 4), 0.5), 3.0, 1))
+    assert heavy.dtype == np.float32 and heavy.min() == 0.0 and heavy.max() == 1.0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment.gaussian_noise(x, 0.0, 2)), 0.5)
+    with pytest.raises(ValueError, match="std"):
+        augment.gaussian_noise(x, -0.1)

@@ -162,6 +162,13 @@ def test_imdb_download_cache_and_decode(tmp_path, monkeypatch):
     corpus = corpora.load_corpus("imdb", data_dir=cache, offline=True, max_train=10)
     assert len(corpus.train) == 10 and len(corpus.validation) == 20
     assert set(corpus.train) <= set(train)
+    # the sentiment labels travel with the reviews (the subset included)
+    _, _, y_train, y_test = corpora.load_imdb_reviews(data_dir=cache, offline=True, files=files, return_labels=True)
+    assert y_train == [i % 2 for i in range(30)] and y_test == [i % 2 for i in range(20)]
+    assert corpus.class_names == ("negative", "positive")
+    label_of = dict(zip(train, y_train))
+    assert corpus.labels("train").tolist() == [label_of[r] for r in corpus.train]
+    assert corpus.labels("validation").tolist() == y_test
 
 
 def test_imdb_offline_error_names_file_and_place(tmp_path):
@@ -191,3 +198,31 @@ def test_imdb_corrupt_and_malicious_files(tmp_path):
         partial = tmp_path / "partial.npz"
         np.savez(partial, x_train=np.arange(3))
         downloads.read_imdb_npz(partial)
+
+
+def test_pydoc_labels_are_documentation_parts():
+    corpus = corpora.load_corpus("pydoc")
+    assert corpus.has_labels and corpus.class_names == tuple(corpora.PYDOC_PARTS)
+    train, validation = corpus.labels("train"), corpus.labels("validation")
+    assert len(train) == len(corpus.train) and len(validation) == len(corpus.validation)
+    assert (train >= 0).mean() > 0.95  # nearly every topic of the installed Python is mapped
+    assert set(np.unique(train[train >= 0])) == set(range(len(corpora.PYDOC_PARTS)))
+    topic_of = corpora.pydoc_topics()
+    assert list(topic_of) == corpora.pydoc_paragraphs()
+    part = {t: i for i, topics in enumerate(corpora.PYDOC_PARTS.values()) for t in topics}
+    for paragraph, label in zip(corpus.train[:50], train[:50]):
+        assert label == part.get(topic_of[paragraph], -1)
+    debugger = corpus.class_names.index("debugger")
+    assert all(topic_of[p] == "debugger" for p, y in zip(corpus.train, train) if y == debugger)
+    subset = corpora.load_corpus("pydoc", max_train=100, seed=2)
+    lookup = dict(zip(corpus.train, train))
+    assert [lookup[p] for p in subset.train] == subset.labels("train").tolist()  # labels follow the subset
+    topics_everywhere = [t for topics in corpora.PYDOC_PARTS.values() for t in topics]
+    assert len(topics_everywhere) == len(set(topics_everywhere))  # each topic in one part only
+
+
+def test_folder_corpus_has_no_labels(tmp_path, sentences):
+    corpus = corpora.load_corpus(str(make_text_folder(tmp_path / "texts", sentences)))
+    assert not corpus.has_labels
+    with pytest.raises(ValueError, match="no labels"):
+        corpus.labels("train")

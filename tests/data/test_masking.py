@@ -102,3 +102,55 @@ def test_masked_lm_batches(token_batch):
     assert not np.array_equal(batches[0][0]["token_ids"], inputs["token_ids"])
     fixed = masking.MaskedLMBatches(ids, V, batch_size=32, seed=0, shuffle=False)
     np.testing.assert_array_equal(fixed._order, np.arange(100))
+
+
+def naive_mask_fn(token_ids, rng, vocabulary_size, mask_token_id=4, special_token_ids=(0, 1, 2, 3, 4),
+                  selection_rate=0.15):
+    """An independent (student-style) masking rule: no cap on the number selected per row."""
+    selected = ~np.isin(token_ids, special_token_ids) & (rng.random(token_ids.shape) < selection_rate)
+    masked = np.where(selected, mask_token_id, token_ids)
+    return masked, selected
+
+
+def test_cap_selections_keeps_at_most_p_and_restores_the_rest():
+    ids = np.full((500, 20), 9, dtype=np.int32)
+    ids[:, 0], ids[:, -1] = 1, 2
+    masked, selected = naive_mask_fn(ids, np.random.default_rng(0), V, selection_rate=0.6)
+    assert selected.sum(axis=1).max() > 5
+    capped_ids, capped = masking.cap_selections(ids, masked, selected, np.random.default_rng(1), 5)
+    assert capped.sum(axis=1).max() == 5 and not (capped & ~selected).any()
+    np.testing.assert_array_equal(capped_ids[~capped], ids[~capped])  # dropped selections get their token back
+    assert (capped_ids[capped] == tokenization.MASK_ID).all()
+    same_ids, same = masking.cap_selections(ids, masked, selected, np.random.default_rng(1), 20)
+    np.testing.assert_array_equal(same, selected)
+    np.testing.assert_array_equal(same_ids, masked)
+
+
+def test_batches_with_a_masking_function_and_a_selection_rate(token_batch):
+    ids = token_batch(4)[:64]
+    batches = masking.MaskedLMBatches(ids, V, batch_size=32, seed=0, mask_fn=naive_mask_fn, selection_rate=0.4)
+    assert batches.max_selections == masking.default_max_selections(64, 0.4) == 39
+    inputs, targets, weights = batches[0]
+    originals = ids[batches._order[:32]]
+    eligible = ~np.isin(originals, masking.SPECIAL_IDS)
+    assert abs(weights.sum() / eligible.sum() - 0.4) < 0.05  # the rate reached the masking function
+    picked = np.take_along_axis(inputs["token_ids"], inputs["mask_positions"], axis=1)
+    assert (picked[weights > 0] == tokenization.MASK_ID).all()  # naive_mask_fn's corruption was used
+    np.testing.assert_array_equal(targets[weights > 0],
+                                  np.take_along_axis(originals, inputs["mask_positions"], axis=1)[weights > 0])
+
+
+def test_loss_on_every_position(token_batch):
+    ids = token_batch(5)[:40]
+    batches = masking.MaskedLMBatches(ids, V, batch_size=40, seed=0, loss_positions="all")
+    assert batches.max_selections == 64
+    inputs, targets, weights = batches[0]
+    originals = ids[batches._order]
+    eligible = ~np.isin(originals, masking.SPECIAL_IDS)
+    assert weights.sum() == eligible.sum()  # every real token is a target, corrupted or not
+    assert 0.1 < (inputs["token_ids"] != originals).sum() / eligible.sum() < 0.2  # the input is still 15 % BERT-masked
+    np.testing.assert_array_equal(np.sort(targets[weights > 0]), np.sort(originals[eligible]))
+    with pytest.raises(ValueError, match="loss_positions"):
+        masking.MaskedLMBatches(ids, V, loss_positions="some")
+    with pytest.raises(ValueError, match="loss_positions"):
+        masking.make_mlm_batch(ids, np.random.default_rng(0), V, 10, loss_positions="every")

@@ -58,3 +58,16 @@ def test_token_counts_ignore_special_tokens():
     counts = tokenization.token_counts(ids, 10)
     assert counts.shape == (10,)
     assert counts.tolist() == [0, 0, 0, 0, 0, 2, 1, 1, 0, 0]
+
+
+def test_encode_returns_the_source_paragraph_of_every_row(sentences):
+    vocab = tokenization.learn_vocabulary(sentences * 4, vocabulary_size=200)
+    tokenizer = tokenization.build_tokenizer(vocab)
+    paragraphs = [sentences[0], "the cat", " ".join(sentences)]
+    ids, sources = tokenization.encode(tokenizer, paragraphs, sequence_length=12, return_sources=True)
+    np.testing.assert_array_equal(ids, tokenization.encode(tokenizer, paragraphs, sequence_length=12))
+    assert sources.dtype == np.int64 and len(sources) == len(ids)
+    assert set(sources.tolist()) == {0, 2} and np.all(np.diff(sources) >= 0)  # "the cat" (2 pieces) is dropped
+    for index in (0, 2):
+        alone = tokenization.encode(tokenizer, [paragraphs[index]], sequence_length=12)
+        np.testing.assert_array_equal(ids[sources == index], alone)

@@ -136,3 +136,89 @@ def test_keras_save_load_round_trip(builder, tmp_path, digit_images):
     np.testing.assert_array_equal(loaded.encode(x), model.encode(x))
     if isinstance(model, ae.DenoisingAutoencoder):
         assert (loaded.noise, loaded.noise_level) == (model.noise, model.noise_level)
+
+
+# --- the denoiser with a noise function of one's own ---------------------------------------------------------
+
+def test_denoiser_uses_the_noise_fn_only_in_training_and_saves_without_it(tmp_path, digit_images):
+    from course_lib.data import augment
+
+    calls = []
+
+    def halve(x, level, seed):  # a deterministic "noise" that is easy to recognise
+        calls.append(level)
+        return x * 0.5
+
+    model = ae.build_denoising_autoencoder((8, 8, 1), 4, noise_level=0.2, seed=0)
+    custom = ae.DenoisingAutoencoder(model.encoder, model.decoder, noise_level=0.2, seed=0, noise_fn=halve)
+    x = digit_images(8)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(custom.corrupt(x)), x * 0.5)
+    assert calls == [0.2]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(custom(x, training=False)),
+                               keras.ops.convert_to_numpy(model(x, training=False)))  # inference never corrupts
+    # the library's gaussian_noise as noise_fn trains inside fit (a compiled step) and draws new noise each call
+    gaussian = ae.DenoisingAutoencoder(model.encoder, model.decoder, noise_level=0.3, seed=1,
+                                       noise_fn=augment.gaussian_noise)
+    first, second = (keras.ops.convert_to_numpy(gaussian.corrupt(x)) for _ in range(2))
+    assert not np.allclose(first, second) and first.min() >= 0 and first.max() <= 1
+    history = fit(gaussian, digit_images(64), epochs=2)
+    assert np.all(np.isfinite(history))
+    path = tmp_path / "denoiser.keras"
+    gaussian.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.noise_fn is None and loaded.noise == "gaussian" and loaded.noise_level == 0.3
+    np.testing.assert_array_equal(loaded.reconstruct(x), gaussian.reconstruct(x))
+    with pytest.raises(ValueError, match="noise_fn"):
+        ae.DenoisingAutoencoder(model.encoder, model.decoder, noise_fn="gaussian")
+
+
+# --- fit_autoencoder, pca_test_error, code_size_study ---------------------------------------------------------
+
+def test_fit_autoencoder_trains_with_bce_and_a_cosine_decay(digit_images):
+    x = digit_images(256)
+    keras.utils.set_random_seed(0)
+    model = ae.build_dense_autoencoder((8, 8, 1), 4, hidden=(32,))
+    history = ae.fit_autoencoder(model, x, epochs=6, batch_size=64, learning_rate=3e-3)
+    losses = history.history["loss"]
+    assert len(losses) == 6 and losses[-1] < 0.9 * losses[0]  # BCE has an entropy floor
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6 * 4
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) < 1e-6  # decayed to 0 at the end
+    out = np.clip(model.reconstruct(x).astype(np.float64), 1e-7, 1 - 1e-7)
+    bce = np.mean(-(x * np.log(out) + (1 - x) * np.log(1 - out)))
+    assert abs(losses[-1] - bce) < 0.1 * bce  # the training loss is the per-pixel binary cross-entropy
+    linear = ae.build_linear_autoencoder((8, 8, 1), 4)
+    assert len(ae.fit_autoencoder(linear, x, epochs=1, loss="mse").history["loss"]) == 1
+    with pytest.raises(ValueError):
+        ae.fit_autoencoder(model, x, epochs=0)
+
+
+def test_pca_test_error_matches_a_numpy_projection(digit_images):
+    x = digit_images(300).astype(np.float64)
+    train, test = x[:200].reshape(200, -1), x[200:].reshape(100, -1)
+    mean = train.mean(0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    basis = vt[:5].T
+    projected = (test - mean) @ basis @ basis.T + mean
+    want = np.mean((projected - test) ** 2)
+    assert ae.pca_test_error(x[:200], x[200:], 5) == pytest.approx(want, rel=1e-6)
+    assert ae.pca_test_error(x[:200], x[200:], 20) < ae.pca_test_error(x[:200], x[200:], 5)
+
+
+def test_code_size_study_trains_one_model_per_size(digit_images):
+    x = digit_images(320)
+
+    def build(shape, k, hidden):
+        return ae.build_dense_encoder(shape, k, hidden), ae.build_dense_decoder(k, shape, hidden)
+
+    trained = []
+
+    def train(model, data, epochs):
+        trained.append((model.latent_dim, epochs))
+        return ae.fit_autoencoder(model, data, epochs, batch_size=64)
+
+    results = ae.code_size_study(build, train, x[:256], x[256:], sizes=(2, 6), epochs=3, hidden=(16,))
+    assert list(results) == [2, 6] and trained == [(2, 3), (6, 3)]
+    for k, row in results.items():
+        assert row["pca_mse"] == pytest.approx(ae.pca_test_error(x[:256], x[256:], k))
+        assert row["ratio"] == pytest.approx(row["ae_mse"] / row["pca_mse"])
+        assert 0 < row["ae_mse"] < 1

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from course_lib import losses
 from course_lib.data import masking, tokenization
 from course_lib.models import bert
 
@@ -74,7 +75,11 @@ def test_save_load_round_trip(tmp_path):
                                atol=1e-6)
     assert loaded.get_layer("mlm_head").token_embedding is loaded.token_embedding  # still tied
     np.testing.assert_allclose(loaded.token_embedding_matrix(), model.token_embedding_matrix())
-    assert loaded.loss.reduction == "mean_with_sample_weight"  # the compiled objective travels with the file
+    # the compiled metrics travel with the file; the loss is the library's masked-LM loss again
+    assert loaded.compiled and loaded.mlm_loss is losses.masked_lm_loss
+    logs = loaded.train_on_batch(inputs, np.array([[6, 5, 0]] * 2), sample_weight=np.array([[1.0, 1.0, 0.0]] * 2),
+                                 return_dict=True)
+    assert {"loss", "masked_top1", "masked_top5"} <= set(logs)
 
 
 def counting_language(n=600, length=16, words=20, seed=0):
@@ -151,3 +156,106 @@ def test_fill_mask_and_nearest_tokens():
     assert neighbours[0][0] == "w1" and neighbours[0][1] > 0.99
     with pytest.raises(KeyError):
         bert.nearest_tokens(embeddings, vocabulary, "nope")
+
+
+# --- the training step: the loss function is the model's own setting ------------------------------
+
+def test_compute_loss_uses_the_given_loss_function():
+    model = small_model(30, 8, num_layers=1)
+    inputs = {"token_ids": np.array([[1, 5, 4, 7, 4, 2, 0, 0]] * 4, dtype=np.int32),
+              "mask_positions": np.array([[2, 4, 0]] * 4, dtype=np.int32)}
+    labels = np.array([[6, 8, 0]] * 4, dtype=np.int32)
+    weights = np.array([[1.0, 1.0, 0.0]] * 4, dtype=np.float32)
+    logits = model(inputs)
+    expected = float(keras.ops.convert_to_numpy(losses.masked_lm_loss(labels, logits, weights)))
+    assert np.isclose(float(keras.ops.convert_to_numpy(model.compute_loss(inputs, labels, logits, weights))), expected)
+    calls = []
+
+    def doubled(labels, logits, weights):
+        calls.append(tuple(logits.shape))
+        return 2.0 * losses.masked_lm_loss(labels, logits, weights)
+
+    bert.compile_mlm(model, 0.0, loss_fn=doubled)  # learning rate 0: the step changes nothing
+    logs = model.train_on_batch(inputs, labels, sample_weight=weights, return_dict=True)
+    assert calls and np.isclose(logs["loss"], 2 * expected, rtol=1e-4)
+    assert 0.0 <= logs["masked_top1"] <= logs["masked_top5"] <= 1.0
+    bert.compile_mlm(model, 0.0)
+    assert model.mlm_loss is losses.masked_lm_loss
+
+
+TINY = dict(hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=16, dropout=0.0)
+
+
+def test_masked_lm_runs_start_every_run_from_the_same_weights():
+    train = counting_language(200, seed=0)
+    runs = bert.MaskedLMRuns(25, 16, TINY, steps=9, batch_size=32, seed=3)  # 6 batches per epoch: 6 + 3 steps
+    start = runs.model.token_embedding_matrix().copy()
+    first = runs.train(train).token_embedding_matrix().copy()
+    assert int(keras.ops.convert_to_numpy(runs.model.optimizer.iterations)) == 9
+    assert not np.allclose(first, start)
+    second = runs.train(train).token_embedding_matrix()  # reset, then the same 9 steps on the same batches
+    np.testing.assert_allclose(second, first, atol=1e-5)
+    other = runs.train(train, selection_rate=0.4).token_embedding_matrix()
+    assert not np.allclose(other, first, atol=1e-5)
+    assert runs.runs == 3 and runs.max_selections == masking.default_max_selections(16, 0.5)
+    every = bert.MaskedLMRuns(25, 16, TINY, steps=4, batch_size=100, loss_positions="all")
+    assert every.max_selections == 16
+    every.train(train)
+    assert int(keras.ops.convert_to_numpy(every.model.optimizer.iterations)) == 4
+    with pytest.raises(ValueError, match="steps"):
+        bert.MaskedLMRuns(25, 16, TINY, steps=0)
+
+
+def test_mask_rate_experiment_trains_one_model_per_rate():
+    train, valid = counting_language(200, seed=0), counting_language(50, seed=1)
+    runs = bert.MaskedLMRuns(25, 16, TINY, steps=6, batch_size=32)
+    results = bert.mask_rate_experiment(runs, (0.1, 0.3), train, valid, n_draws=1)
+    assert list(results) == [0.1, 0.3] and runs.runs == 2
+    assert all(set(r) == {"top1", "top5", "perplexity"} for r in results.values())
+    assert results[0.1]["perplexity"] != results[0.3]["perplexity"]
+
+
+# --- downstream: encoder, pooled features, classifier ---------------------------------------------
+
+def test_encoder_pooled_features_and_classifier():
+    model = small_model()
+    ids = np.array([[1, 5, 6, 7, 2] + [0] * 11, [1, 8, 9, 10, 11, 12, 2] + [0] * 9], dtype=np.int32)
+    hidden = model.encode(ids)
+    encoder = model.encoder()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(ids)), hidden, atol=1e-5)
+    assert encoder.get_layer("embeddings") is model.get_layer("embeddings")  # shared weights
+    features = bert.pooled_features(model, ids, batch_size=4)
+    assert features.shape == (2, 32) and features.dtype == np.float32
+    np.testing.assert_allclose(features[0], hidden[0, :5].mean(axis=0), atol=1e-5)  # [PAD] excluded
+    np.testing.assert_allclose(features[1], hidden[1, :7].mean(axis=0), atol=1e-5)
+    embedded = keras.ops.convert_to_numpy(
+        keras.Model(model.get_layer("embeddings").input, model.get_layer("embeddings").output)(ids))
+    np.testing.assert_allclose(bert.pooled_features(model, ids, layer="embeddings")[0], embedded[0, :5].mean(axis=0),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="layer"):
+        bert.pooled_features(model, ids, layer="middle")
+    classifier = bert.build_text_classifier(model, 3)
+    assert classifier(ids).shape == (2, 3)
+    before = model.token_embedding_matrix().copy()
+    classifier.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    classifier.fit(ids, np.array([0, 2]), epochs=2, verbose=0)
+    np.testing.assert_array_equal(model.token_embedding_matrix(), before)  # the source model is untouched
+    with pytest.raises(ValueError, match="num_classes"):
+        bert.build_text_classifier(model, 1)
+
+
+def test_fine_tune_runs_compare_encoders_on_identical_batches():
+    ids = counting_language(120, length=16, seed=2)
+    labels = (ids[:, 1] - 5) % 2  # the parity of the first word: learnable from the tokens
+    pretrained, untrained = small_model(25, 16, num_layers=1), small_model(25, 16, num_layers=1)
+    pretrained.token_embedding.embeddings.assign(keras.ops.ones((25, 32)) * 0.1)
+    runs = bert.FineTuneRuns(pretrained, 2, steps=6, batch_size=16, seed=0)
+    a = runs.fit_predict(pretrained, ids[:80], labels[:80], ids[80:], run_seed=0)
+    b = runs.fit_predict(pretrained, ids[:80], labels[:80], ids[80:], run_seed=0)
+    np.testing.assert_array_equal(a, b)  # same encoder, same seed: the same run
+    assert a.shape == (40,) and set(np.unique(a)) <= {0, 1}
+    runs.fit_predict(untrained, ids[:80], labels[:80], ids[80:], run_seed=0)
+    np.testing.assert_allclose(runs._encoder.token_embedding_matrix()[:5], untrained.token_embedding_matrix()[:5],
+                               atol=0.03)  # started from the untrained weights
+    assert np.allclose(pretrained.token_embedding_matrix(), 0.1)  # the source encoders are never changed
+    assert runs.runs == 3

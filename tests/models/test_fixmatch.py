@@ -77,3 +77,64 @@ def test_fixmatch_trainer_resets_between_draws(tmp_path, two_class_images, small
     trainer.model.save(tmp_path / "trained.keras")  # the bookkeeping of the reset does not get in the way
     restored = keras.models.load_model(tmp_path / "trained.keras")
     np.testing.assert_allclose(restored.predict(x, verbose=0), trainer.model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_warmup_cosine_schedule_shape():
+    from course_lib.models.fixmatch import WarmupCosine
+
+    schedule = WarmupCosine(1.0, total_steps=100, warmup_steps=10, final_fraction=0.1)
+    values = [float(ops.convert_to_numpy(schedule(step))) for step in (0, 9, 10, 55, 100, 200)]
+    np.testing.assert_allclose(values[:3], [0.1, 1.0, 1.0], atol=1e-6)   # linear warm-up, then the peak
+    assert values[2] > values[3] > values[4]                            # cosine decay
+    np.testing.assert_allclose(values[4:], [0.1, 0.1], atol=1e-6)        # ... to final_fraction * peak, then flat
+    assert WarmupCosine.from_config(schedule.get_config()).get_config() == schedule.get_config()
+    with pytest.raises(ValueError):
+        WarmupCosine(1.0, total_steps=10, warmup_steps=10)
+
+
+def test_small_convnet_and_softmax_head_shapes():
+    from course_lib.models.fixmatch import build_small_convnet, softmax_head
+
+    encoder = build_small_convnet((28, 28, 1), width=4, embedding_dim=8)
+    classifier = softmax_head(encoder, 3)
+    probs = ops.convert_to_numpy(classifier(np.zeros((2, 28, 28, 1), np.float32)))
+    assert ops.convert_to_numpy(encoder(np.zeros((2, 28, 28, 1), np.float32))).shape == (2, 8)
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError):
+        build_small_convnet((30, 30, 1))
+
+
+def test_fixmatch_trainer_rebuild_fresh_batches_and_custom_loss(two_class_images, small_classifier):
+    from course_lib.losses import fixmatch_loss
+
+    x, y = two_class_images(80, seed=4)
+    labeled = np.concatenate([np.flatnonzero(y == c)[:3] for c in range(2)])
+    keras.utils.set_random_seed(0)
+    start = small_classifier()
+    start_weights = start.get_weights()
+    calls = []
+
+    def build():  # every draw starts from the same ("pretrained") weights
+        model = small_classifier()
+        model.set_weights(start_weights)
+        return model
+
+    def counting_loss(*args):
+        calls.append(1)
+        return fixmatch_loss(*args)
+
+    trainer = FixMatchTrainer(build, x, steps=12, epochs=3, batch_size=4, mu=2, seed=0, rebuild=True,
+                              schedule="warmup_cosine", fresh_batches=True, loss_fn=counting_loss,
+                              steps_per_execution=2)
+    trainer.reset(7)
+    for a, b in zip(trainer.model.classifier.get_weights(), start_weights):
+        np.testing.assert_allclose(a, b)                      # rebuild=True: the builder's weights, not random ones
+    trainer.fit(x[labeled], y[labeled], seed=5)
+    assert calls                                              # the given loss is the one that trained
+    assert set(trainer.history) >= {"loss", "supervised_loss", "unlabeled_loss", "mask_rate"}
+    assert len(trainer.history["mask_rate"]) == 3             # one value per chunk of the fresh batches
+    assert int(ops.convert_to_numpy(trainer.model.optimizer.iterations)) == 12
+    assert trainer.predict_proba(x[:5]).shape == (5, 2)
+    with pytest.raises(ValueError):
+        FixMatchTrainer(build, x, steps=4, epochs=2, schedule="linear")

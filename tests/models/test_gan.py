@@ -39,14 +39,14 @@ def test_generator_and_discriminator_shapes(image_shape):
     generator = G.build_generator(16, image_shape, filters=8)
     discriminator = G.build_discriminator(image_shape, filters=8)
     z = np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32)
-    images = np.asarray(generator(z))
+    images = keras.ops.convert_to_numpy(generator(z))
     assert images.shape == (5, *image_shape)
     assert images.min() >= -1.0 and images.max() <= 1.0
-    logits = np.asarray(discriminator(images))
+    logits = keras.ops.convert_to_numpy(discriminator(images))
     assert logits.shape == (5, 1)
     gan = G.DCGAN(generator, discriminator)
     assert gan.latent_dim == 16
-    assert np.asarray(gan(z)).shape == (5, *image_shape)
+    assert keras.ops.convert_to_numpy(gan(z)).shape == (5, *image_shape)
 
 
 def test_builders_reject_bad_shapes():
@@ -167,9 +167,9 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path, image_shape):
     assert isinstance(loaded, G.DCGAN)
     z = np.random.default_rng(0).normal(size=(4, gan.latent_dim)).astype(np.float32)
     images = blob_images(4, image_shape)
-    assert np.array_equal(np.asarray(gan(z)), np.asarray(loaded(z)))
-    assert np.array_equal(np.asarray(gan.discriminator(images)), np.asarray(loaded.discriminator(images)))
-    assert np.array_equal(np.asarray(gan.sample_noise(3)), np.asarray(loaded.sample_noise(3)))  # noise state too
+    assert np.array_equal(keras.ops.convert_to_numpy(gan(z)), keras.ops.convert_to_numpy(loaded(z)))
+    assert np.array_equal(keras.ops.convert_to_numpy(gan.discriminator(images)), keras.ops.convert_to_numpy(loaded.discriminator(images)))
+    assert np.array_equal(keras.ops.convert_to_numpy(gan.sample_noise(3)), keras.ops.convert_to_numpy(loaded.sample_noise(3)))  # noise state too
     assert loaded.get_config()["seed"] == gan.seed and loaded.latent_dim == gan.latent_dim
     history = loaded.fit(blob_images(16, image_shape), epochs=1, batch_size=16, verbose=0)  # compiled on load
     assert np.isfinite(history.history["g_loss"][0])

@@ -109,3 +109,17 @@ def test_label_spreading_without_label_mass_falls_back_to_the_majority_class():
     y_labeled = np.array([1, 1, 2])
     predictions = label_spreading_predict(near[:3], y_labeled, np.concatenate([near, far]), far[:5], n_neighbors=3)
     assert predictions.tolist() == [1] * 5
+
+
+def test_pseudo_label_quality_counts_and_accuracy():
+    from course_lib.models.self_training import pseudo_label_quality
+
+    probs = np.array([[0.96, 0.04], [0.30, 0.70], [0.55, 0.45], [0.10, 0.90]])
+    out = pseudo_label_quality(probs, np.array([0, 0, 0, 1]), (0.0, 0.9, 0.99))
+    assert out[0.0] == {"mask_rate": 1.0, "accuracy": 0.75}
+    assert out[0.9] == {"mask_rate": 0.5, "accuracy": 1.0}
+    assert out[0.99]["mask_rate"] == 0.0 and np.isnan(out[0.99]["accuracy"])
+    with pytest.raises(ValueError):
+        pseudo_label_quality(probs, np.array([0, 1]), (0.5,))
+    with pytest.raises(ValueError):
+        pseudo_label_quality(probs, np.array([0, 0, 0, 1]), (1.5,))

@@ -147,3 +147,129 @@ def test_latent_grid_and_tile():
     np.testing.assert_array_equal(tiles[:2, 3:6], np.arange(6, 12).reshape(2, 3))
     with pytest.raises(ValueError):
         V.tile(np.zeros((5, 2, 2)), n_cols=3)
+
+
+# --- the KL weight and its warm-up ------------------------------------------------------------------------
+
+def test_kl_weight_is_a_variable_that_weights_the_kl_term_and_is_saved(tmp_path, binary_digits):
+    x = binary_digits(64)
+    keras.utils.set_random_seed(0)
+    vae = V.build_vae(x.shape[1:], latent_dim=2, beta=2.0, seed=0, kl_weight=0.5)
+    assert float(numpy(vae.kl_weight)) == 0.5 and vae.beta == 2.0
+    assert any(v is vae.kl_weight for v in vae.non_trainable_variables)
+    out = vae(x)
+    recon = numpy(losses.bernoulli_nll(x, out["logits"])).mean()
+    kl = numpy(losses.gaussian_kl(out["z_mean"], out["z_log_var"])).mean()
+    assert float(numpy(vae.compute_loss(x=x, y_pred=out))) == pytest.approx(recon + 0.5 * kl, rel=1e-5)
+    vae.kl_weight.assign(2.0)
+    assert float(numpy(vae.compute_loss(x=x, y_pred=out))) == pytest.approx(recon + 2.0 * kl, rel=1e-5)
+    vae.kl_weight.assign(0.75)
+    assert V.VAE.from_config(vae.get_config()).kl_weight.numpy() == pytest.approx(0.75)
+    vae.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+    vae.fit(x, epochs=1, batch_size=32, verbose=0)
+    path = tmp_path / "vae.keras"
+    vae.save(path)
+    loaded = keras.models.load_model(path)
+    assert float(numpy(loaded.kl_weight)) == pytest.approx(0.75) and loaded.beta == 2.0
+    with pytest.raises(ValueError, match="kl_weight"):
+        V.build_vae(x.shape[1:], kl_weight=-1.0)
+
+
+def test_kl_warmup_ramps_the_weight_inside_fit(binary_digits):
+    x = binary_digits(64)
+    keras.utils.set_random_seed(0)
+    vae = V.build_vae(x.shape[1:], latent_dim=2, beta=3.0, seed=0, kl_weight=0.0)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((float(numpy(self.model.kl_weight)), logs["loss"], logs["reconstruction_loss"],
+                         logs["kl_loss"]))
+
+    warmup = V.KLWarmup(4)
+    assert [warmup.weight(e, 3.0) for e in range(6)] == pytest.approx([0.75, 1.5, 2.25, 3.0, 3.0, 3.0])
+    vae.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+    vae.fit(x, epochs=6, batch_size=32, verbose=0, callbacks=[warmup, Record()])
+    assert [w for w, *_ in seen] == pytest.approx([0.75, 1.5, 2.25, 3.0, 3.0, 3.0])
+    for weight, loss, recon, kl in seen:  # the reported loss is the objective with the epoch's weight
+        assert loss == pytest.approx(recon + weight * kl, rel=1e-4)
+    with pytest.raises(ValueError):
+        V.KLWarmup(0)
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    plain.compile("adam", "mse")
+    with pytest.raises(TypeError, match="kl_weight"):
+        plain.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0, callbacks=[V.KLWarmup(2)])
+
+
+def test_vae_trains_with_loss_terms_and_sampling_layer_of_ones_own(binary_digits):
+    x = binary_digits(64)
+    calls = {"recon": 0, "kl": 0}
+
+    def recon(x_true, logits):
+        calls["recon"] += 1
+        return losses.bernoulli_nll(x_true, logits)
+
+    def double_kl(z_mean, z_log_var):
+        calls["kl"] += 1
+        return 2.0 * losses.gaussian_kl(z_mean, z_log_var)
+
+    class Deterministic(keras.layers.Layer):  # z = z_mean: an autoencoder in disguise
+        def call(self, inputs):
+            return inputs[0]
+
+    keras.utils.set_random_seed(0)
+    vae = V.build_vae(x.shape[1:], latent_dim=2, seed=0, sampling=Deterministic(), reconstruction_loss=recon,
+                      kl_loss=double_kl)
+    out = vae(x)
+    np.testing.assert_array_equal(numpy(out["z"]), numpy(out["z_mean"]))
+    kl = numpy(losses.gaussian_kl(out["z_mean"], out["z_log_var"]))
+    terms = vae.elbo_terms(x)
+    np.testing.assert_allclose(terms["kl"], 2.0 * kl, rtol=1e-5)
+    vae.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+    vae.fit(x, epochs=1, batch_size=32, verbose=0)
+    assert calls["recon"] >= 2 and calls["kl"] >= 2
+
+
+# --- Monte Carlo and the aggregate posterior -----------------------------------------------------------------
+
+def test_kl_monte_carlo_is_unbiased_with_the_stated_variance():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(200, 3)).astype("float32")
+    log_var = rng.normal(scale=0.5, size=(200, 3)).astype("float32")
+    exact = numpy(losses.gaussian_kl(mean, log_var))
+    n = 500
+    estimate = V.kl_monte_carlo(mean, log_var, n, seed=1)
+    var = np.exp(log_var.astype(np.float64))
+    spread = np.sqrt(np.sum(mean ** 2 * var + 0.5 * (var - 1) ** 2, axis=1) / n)
+    z_scores = (estimate - exact) / spread
+    assert estimate.shape == (200,) and abs(z_scores.mean()) < 0.25 and 0.7 < np.mean(z_scores ** 2) < 1.4
+    np.testing.assert_array_equal(estimate, V.kl_monte_carlo(mean, log_var, n, seed=1))
+    errors = V.monte_carlo_kl_errors(mean, log_var, (1, 100))
+    assert errors[100] < errors[1] / 5  # 1 / sqrt(n): a factor 10 expected
+    with pytest.raises(ValueError):
+        V.kl_monte_carlo(mean, log_var, 0)
+
+
+def test_aggregate_posterior_density_matches_scipy():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(1)
+    mean, log_var = rng.normal(size=(5, 2)), rng.normal(scale=0.3, size=(5, 2))
+    z = rng.normal(size=(7, 2))
+    want = np.log(np.mean([[multivariate_normal(m, np.diag(np.exp(lv))).pdf(p) for m, lv in zip(mean, log_var)]
+                           for p in z], axis=1))
+    np.testing.assert_allclose(V.aggregate_posterior_log_density(z, mean, log_var, batch_size=3), want, rtol=1e-10)
+    np.testing.assert_allclose(V.standard_normal_log_density(z), multivariate_normal(np.zeros(2)).logpdf(z))
+
+
+def test_elbo_surgery_limits():
+    n, k = 400, 2
+    prior_like = V.elbo_surgery(np.zeros((n, k)), np.zeros((n, k)), n_samples=4)
+    assert prior_like["average_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert abs(prior_like["mutual_information"]) < 1e-6 and abs(prior_like["marginal_kl"]) < 1e-6
+    spread = V.elbo_surgery(np.random.default_rng(0).normal(scale=3.0, size=(n, k)), np.full((n, k), -12.0),
+                            n_samples=2)
+    assert spread["mutual_information"] == pytest.approx(np.log(n), abs=0.01)  # tiny, separated posteriors
+    total = spread["mutual_information"] + spread["marginal_kl"]
+    assert total == pytest.approx(spread["average_kl"], rel=0.05)
+    assert spread["marginal_kl"] > 0
