@@ -11,6 +11,7 @@ notebook kernels). This module holds what the course needs around that choice:
   with ``COURSE_DEVICES=all`` on the JAX backend, data-parallel training over all of them with
   ``keras.distribution.DataParallel``.
 - :func:`to_numpy`: NumPy arrays from backend tensors, the portable way (``keras.ops.convert_to_numpy``).
+- :func:`steps_per_execution`: the ``compile(steps_per_execution=...)`` value the backend accepts.
 """
 
 from __future__ import annotations
@@ -150,3 +151,20 @@ def to_numpy(x, dtype=None) -> np.ndarray:
         if isinstance(x, keras.Variable) or keras.ops.is_tensor(x):
             x = keras.ops.convert_to_numpy(x)
     return np.asarray(x, dtype=dtype)
+
+
+def steps_per_execution(requested: int) -> int:
+    """The ``steps_per_execution`` to pass to ``Model.compile`` on the current backend.
+
+    TensorFlow and JAX run several training steps per call of the compiled step function (fewer Python round
+    trips, the same results); Keras's PyTorch trainer refuses any value but 1 (``ValueError`` in ``fit``).
+
+    Args:
+        requested: the wanted number of steps per execution (>= 1).
+
+    Returns:
+        ``requested`` on TensorFlow and JAX, 1 on PyTorch.
+    """
+    import keras
+
+    return 1 if keras.backend.backend() == "torch" else int(requested)

@@ -46,7 +46,12 @@ _MASK_VALUE = -1e9
 
 
 def l2_normalize(x, axis: int = -1, epsilon: float = 1e-12):
-    """``x / max(||x||_2, sqrt(epsilon))`` along ``axis`` (the same shape and dtype as ``x``)."""
+    """``x / max(||x||_2, sqrt(epsilon))`` along ``axis`` (the same shape and dtype as ``x``).
+
+    ``x`` may be a NumPy array: it is converted to a backend tensor first (PyTorch cannot multiply an
+    ``ndarray`` by a tensor).
+    """
+    x = ops.convert_to_tensor(x)
     return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), epsilon))
 
 
@@ -157,7 +162,7 @@ def negative_cosine_loss(predictions, targets):
     """
     _check_pair(predictions, targets)
     p = l2_normalize(predictions)
-    z = l2_normalize(ops.stop_gradient(targets))
+    z = l2_normalize(ops.stop_gradient(ops.convert_to_tensor(targets)))  # PyTorch: detach needs a tensor
     return -ops.mean(ops.sum(p * z, axis=1))
 
 
@@ -195,7 +200,8 @@ def byol_loss(p1, p2, z1, z2):
     _check_pair(p2, z1)
 
     def term(p, z):
-        return ops.mean(ops.sum(ops.square(l2_normalize(p) - l2_normalize(ops.stop_gradient(z))), axis=1))
+        z = ops.stop_gradient(ops.convert_to_tensor(z))  # PyTorch: detach needs a tensor, not an ndarray
+        return ops.mean(ops.sum(ops.square(l2_normalize(p) - l2_normalize(z)), axis=1))
 
     return 0.5 * (term(p1, z2) + term(p2, z1))
 
@@ -384,7 +390,7 @@ def fixmatch_loss(y_labeled, probs_labeled, probs_weak, probs_strong, threshold:
         is the fraction of unlabeled images whose pseudo-label is used).
     """
     supervised = ops.mean(ops.sparse_categorical_crossentropy(y_labeled, probs_labeled))
-    q = ops.stop_gradient(probs_weak)
+    q = ops.stop_gradient(ops.convert_to_tensor(probs_weak))  # PyTorch: detach needs a tensor, not an ndarray
     mask = ops.cast(ops.max(q, axis=-1) >= threshold, probs_strong.dtype)
     pseudo = ops.argmax(q, axis=-1)
     unlabeled = ops.mean(mask * ops.sparse_categorical_crossentropy(pseudo, probs_strong))

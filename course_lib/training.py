@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from course_lib import backends
 from course_lib.backends import to_numpy
 
 
@@ -124,7 +125,8 @@ class KerasFitPredict:
         epochs, batch_size, learning_rate: training length and optimiser.
         rows_per_epoch: rows per epoch after tiling (a multiple of ``batch_size`` keeps one batch shape).
         seed: base seed; draw ``i`` calls ``keras.utils.set_random_seed(seed + i)`` before ``build_model``.
-        steps_per_execution: training steps per call of the compiled step function (fewer Python round trips).
+        steps_per_execution: training steps per call of the compiled step function (fewer Python round trips;
+            always 1 on PyTorch, see :func:`course_lib.backends.steps_per_execution`).
 
     Attributes:
         model: the compiled model; draws: number of draws trained so far.
@@ -145,7 +147,7 @@ class KerasFitPredict:
         keras.utils.set_random_seed(seed)
         self.model = build_model()
         self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                           steps_per_execution=steps_per_execution)
+                           steps_per_execution=backends.steps_per_execution(steps_per_execution))
         self._optimizer_state = snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
 
     def fit(self, x_labeled, y_labeled):
@@ -195,7 +197,7 @@ def fit_self_supervised(model, x_train, epochs: int, batch_size: int = SELF_SUPE
         learning_rate: peak learning rate.
         callbacks, verbose: passed to ``fit``.
         steps_per_execution: training steps per compiled call (Keras ``compile``); e.g. 32 runs most of an
-            epoch of a small dataset in one call, with less Python overhead per step.
+            epoch of a small dataset in one call, with less Python overhead per step (always 1 on PyTorch).
 
     Returns:
         The ``keras.callbacks.History``.
@@ -204,7 +206,8 @@ def fit_self_supervised(model, x_train, epochs: int, batch_size: int = SELF_SUPE
 
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    model.compile(optimizer=keras.optimizers.Adam(schedule), steps_per_execution=steps_per_execution)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  steps_per_execution=backends.steps_per_execution(steps_per_execution))
     return model.fit(to_numpy(x_train, dtype=np.float32), epochs=epochs, batch_size=batch_size, shuffle=True,
                      verbose=verbose, callbacks=callbacks)
 

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from course_lib import losses
-from course_lib.models.gan import gradients
+from course_lib.autodiff import value_and_grad
 
 
 def _normalize(x):
@@ -103,14 +103,12 @@ def test_stop_gradient_losses_match_numpy():
 
 
 def test_stop_gradient_blocks_target_gradient():
-    import tensorflow as tf  # gradients need the backend (the course runs on TensorFlow)
-
-    p, z = tf.Variable(np.ones((3, 2), "float32")), tf.Variable(np.array([[1, 0], [0, 1], [1, 1]], "float32"))
-    with tf.GradientTape() as tape:
-        loss = losses.negative_cosine_loss(p, z)
-    grad_p, grad_z = tape.gradient(loss, [p, z])
-    assert grad_z is None or np.allclose(grad_z, 0.0)
-    assert not np.allclose(grad_p, 0.0)
+    p = np.ones((3, 2), "float32")
+    z = np.array([[1, 0], [0, 1], [1, 1]], "float32")
+    grad_fn = value_and_grad(lambda params: (losses.negative_cosine_loss(params[0], params[1]), ()))
+    _, (grad_p, grad_z) = grad_fn([p, z])
+    assert np.allclose(ops.convert_to_numpy(grad_z), 0.0)
+    assert not np.allclose(ops.convert_to_numpy(grad_p), 0.0)
 
 
 def test_mse_between_views_and_embedding_std():
@@ -165,10 +163,11 @@ def test_losses_match_cross_entropy_and_saturation():
     assert float(losses.generator_loss(fake, non_saturating=False)) == pytest.approx(
         np.mean(np.log(1 - sig(fake))), rel=1e-5)
     # where D confidently rejects the fakes, the saturating loss has (almost) no gradient; the other does
-    logit = keras.Variable(np.full((4, 1), -8.0, np.float32))
-    _, (g_ns,) = gradients(lambda: losses.generator_loss(logit), [logit])
-    _, (g_sat,) = gradients(lambda: losses.generator_loss(logit, non_saturating=False), [logit])
-    assert np.abs(np.asarray(g_ns)).mean() > 1000 * np.abs(np.asarray(g_sat)).mean()
+    logit = np.full((4, 1), -8.0, np.float32)
+    _, (g_ns,) = value_and_grad(lambda w: (losses.generator_loss(w[0]), ()))([logit])
+    _, (g_sat,) = value_and_grad(lambda w: (losses.generator_loss(w[0], non_saturating=False), ()))([logit])
+    g_ns, g_sat = ops.convert_to_numpy(g_ns), ops.convert_to_numpy(g_sat)
+    assert np.abs(g_ns).mean() > 1000 * np.abs(g_sat).mean()
 
 
 # --- FixMatch ---------------------------------------------------------------------------------------

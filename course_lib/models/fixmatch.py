@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from course_lib import losses, training
+from course_lib import backends, losses, training
 from course_lib.backends import to_numpy
 from course_lib.data.augment import allow_jit_on_jax
 from course_lib.models.base import SubmodelConfig
@@ -306,7 +306,7 @@ class FixMatchTrainer:
         seed: base seed (weights of draw ``i`` use ``seed + i``, augmentations ``seed``).
         weak, strong: augmentation strengths for :func:`build_fixmatch_augmenters`.
         steps_per_execution: training steps per call of the compiled step function (fewer Python round
-            trips; the results are the same).
+            trips; the results are the same; always 1 on PyTorch).
         loss_fn: the FixMatch loss (default :func:`course_lib.losses.fixmatch_loss`), see :class:`FixMatch`.
         rebuild: take every draw's initial weights from ``build_classifier()`` (see above).
         schedule: ``"constant"`` or ``"warmup_cosine"`` (:class:`WarmupCosine` over ``steps``).
@@ -342,7 +342,13 @@ class FixMatchTrainer:
                               loss_fn=loss_fn)
         rate = learning_rate if schedule == "constant" else \
             WarmupCosine(learning_rate, self.steps, int(warmup_fraction * self.steps))
-        self.model.compile(optimizer=keras.optimizers.Adam(rate), steps_per_execution=steps_per_execution)
+        self.model.compile(optimizer=keras.optimizers.Adam(rate),
+                           steps_per_execution=backends.steps_per_execution(steps_per_execution))
+        # Build the model now on one batch: a model still unbuilt at its first fit is built by Keras from a batch
+        # drawn from the shuffled data, which (JAX) consumes one more shuffle, so the first fit of a seed would not
+        # repeat. The random generators advanced here are restarted by reset().
+        x_one = self.x_unlabeled[:1]
+        self.model((x_one, np.repeat(x_one[:, None], self.mu, axis=1)), training=False)
         self._optimizer_state = training.snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
         self.history = None
         self.draws = 0

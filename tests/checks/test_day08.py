@@ -32,12 +32,17 @@ def test_momentum_update_check():
 
 
 def _unit(v):
+    v = ops.convert_to_tensor(v)  # the check passes NumPy arrays; PyTorch cannot divide an ndarray by a tensor
     return v / ops.maximum(ops.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def _constant(z):
+    return ops.stop_gradient(ops.convert_to_tensor(z))  # PyTorch's stop_gradient (detach) needs a tensor
 
 
 def test_byol_loss_check():
     def own(p1, p2, z1, z2):
-        d = lambda p, z: ops.mean(ops.sum(ops.square(_unit(p) - _unit(ops.stop_gradient(z))), axis=1))
+        d = lambda p, z: ops.mean(ops.sum(ops.square(_unit(p) - _unit(_constant(z))), axis=1))
         return 0.5 * (d(p1, z2) + d(p2, z1))
 
     def no_stop_gradient(p1, p2, z1, z2):
@@ -45,7 +50,7 @@ def test_byol_loss_check():
         return 0.5 * (d(p1, z2) + d(p2, z1))
 
     def same_view(p1, p2, z1, z2):
-        d = lambda p, z: ops.mean(ops.sum(ops.square(_unit(p) - _unit(ops.stop_gradient(z))), axis=1))
+        d = lambda p, z: ops.mean(ops.sum(ops.square(_unit(p) - _unit(_constant(z))), axis=1))
         return 0.5 * (d(p1, z1) + d(p2, z2))
 
     assert checks.check_byol_loss(own).passed

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from course_lib.backends import to_numpy
 from course_lib.models import contrastive, encoders
 from course_lib.training import predict_batched
 
@@ -18,7 +19,7 @@ def test_every_model_outputs_the_representation(shape, self_supervised_models):
     for name, model in self_supervised_models(shape).items():
         features = np.asarray(model.predict(x, verbose=0))
         assert features.shape == (5, 16), name
-        np.testing.assert_allclose(features, np.asarray(model.encoder(x, training=False)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(features, to_numpy(model.encoder(x, training=False)), rtol=1e-5, atol=1e-6)
 
 
 def test_every_model_jit_compiles_on_jax_also_when_rebuilt_from_its_config(self_supervised_models):
@@ -116,7 +117,7 @@ def test_same_seed_same_result_for_every_model(digits, self_supervised_models):
         for name, model in self_supervised_models().items():   # the fixture seeds everything with seed 0
             model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=True)   # eager: no tracing cost
             history = model.fit(digits[:32], epochs=1, batch_size=32, verbose=0).history   # one step
-            out[name] = (history["loss"][-1], np.asarray(model(digits[:8])))
+            out[name] = (history["loss"][-1], to_numpy(model(digits[:8])))
         return out
 
     first, second = run(), run()
@@ -140,13 +141,13 @@ def test_save_load_round_trip(tmp_path, digits, trained):
             np.testing.assert_array_equal(loaded.queue.numpy(), model.queue.numpy())
             np.testing.assert_array_equal(loaded.key_encoder.get_weights()[0], model.key_encoder.get_weights()[0])
         if name == "simclr":
-            np.testing.assert_array_equal(np.asarray(loaded.project(x)), np.asarray(model.project(x)))
+            np.testing.assert_array_equal(to_numpy(loaded.project(x)), to_numpy(model.project(x)))
         if name == "rotation":
-            np.testing.assert_array_equal(np.asarray(loaded.rotation_logits(x)), np.asarray(model.rotation_logits(x)))
+            np.testing.assert_array_equal(to_numpy(loaded.rotation_logits(x)), to_numpy(model.rotation_logits(x)))
     encoder = trained["simclr"][0].encoder
     encoder.save(tmp_path / "encoder.keras")
-    np.testing.assert_array_equal(np.asarray(keras.models.load_model(tmp_path / "encoder.keras")(x)),
-                                  np.asarray(encoder(x)))
+    np.testing.assert_array_equal(to_numpy(keras.models.load_model(tmp_path / "encoder.keras")(x)),
+                                  to_numpy(encoder(x)))
 
 
 def test_invalid_arguments(small_encoder):
