@@ -50,7 +50,7 @@ HINTS = register_hints({
                "the same batch size; only the share of tokens selected for prediction changes. The test is the "
                "same for every run, so the numbers compare.",
                "The train method of the runs object takes the training rows, the rate and your masking function "
-               "and returns the trained model; the evaluation helper of the bert module returns a dict with top1 "
+               "and returns the trained model; the evaluation helper of the language_model module returns a dict with top1 "
                "and perplexity; your masking function's boolean output, summed and divided by the number of "
                "rows, times the batch size, gives the predictions per step.",
                "Common slips: evaluating a model after the next run has started (the runs share one model "

@@ -6,4 +6,5 @@
 - :mod:`course_lib.evaluation.reconstruction`   -- per-example reconstruction error, PSNR, anomaly AUROC.
 - :mod:`course_lib.evaluation.generative`       -- Fréchet distance in a classifier's feature space, class coverage.
 - :mod:`course_lib.evaluation.leaderboard`      -- Day 10's leaderboard of every method (metrics and JSON).
+- :mod:`course_lib.evaluation.language_model`   -- masked-token accuracy, perplexity, unigram baseline, fill-mask.
 """

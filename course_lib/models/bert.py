@@ -10,8 +10,9 @@ sequences are in :mod:`course_lib.data.masking`; this module holds
   projection is the transposed token-embedding matrix (tied embeddings);
 - its training objective, :meth:`MiniBert.compute_loss`: ``MiniBert.mlm_loss`` (by default
   :func:`course_lib.losses.masked_lm_loss`; :func:`compile_mlm` sets another, e.g. a student's);
-- evaluation (:func:`evaluate_masked_lm`, :func:`unigram_baseline`), :func:`fill_mask`, nearest tokens by
-  embedding and attention maps;
+- :func:`predict_fixed_batch`, inference in fixed-size batches (one compiled function on JAX); the evaluation of
+  a trained model (masked-token accuracy, perplexity, the unigram baseline, fill-mask, nearest tokens) is in
+  :mod:`course_lib.evaluation.language_model`;
 - the downstream use of the pretrained encoder: :meth:`MiniBert.encoder`, :func:`pooled_features` (for a
   linear probe) and :func:`build_text_classifier` (for fine-tuning).
 
@@ -26,8 +27,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from course_lib.data.masking import SPECIAL_IDS, default_max_selections, make_mlm_batch
-from course_lib.data.tokenization import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
+from course_lib.data.masking import SPECIAL_IDS, default_max_selections
+from course_lib.data.tokenization import PAD_ID, SPECIAL_TOKENS
 from course_lib.losses import masked_lm_loss
 
 # --------------------------------------------------------------------------------------------
@@ -391,73 +392,28 @@ def mask_rate_experiment(runs: MaskedLMRuns, rates, train_ids, valid_ids, mask_f
     """BERT's mask rate at equal compute: one run per selection rate, the same test for all.
 
     For every rate, ``runs.train`` trains the model from the same initial weights for the same number of
-    steps; each result is scored by :func:`evaluate_masked_lm` at the standard test (15 % of the validation
-    tokens replaced by ``[MASK]``), so only the training rate differs. Wettig, Gao, Zhong & Chen ("Should
+    steps; each result is scored by :func:`course_lib.evaluation.language_model.evaluate_masked_lm` at the
+    standard test (15 % of the validation tokens replaced by ``[MASK]``), so only the training rate differs. Wettig, Gao, Zhong & Chen ("Should
     You Mask 15% in Masked Language Modeling?", EACL 2023) ran this comparison at scale.
 
     Returns:
         ``{rate: {"top1": float, "top5": float, "perplexity": float}}`` in the order of ``rates``.
     """
+    from course_lib.evaluation import language_model  # imported here: that module imports this one
+
     results = {}
     for rate in rates:
         model = runs.train(train_ids, selection_rate=rate, mask_fn=mask_fn)
-        scores = evaluate_masked_lm(model, valid_ids, n_draws=n_draws, seed=seed)
+        scores = language_model.evaluate_masked_lm(model, valid_ids, n_draws=n_draws, seed=seed)
         results[rate] = {key: scores[key] for key in ("top1", "top5", "perplexity")}
     return results
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation
+# Inference in fixed-size batches (one compiled function on JAX)
 # --------------------------------------------------------------------------------------------
 
-def evaluate_masked_lm(model: MiniBert, token_ids, n_draws: int = 5, seed: int = 0, batch_size: int = 128,
-                       mask_token_rate: float = 1.0, random_token_rate: float = 0.0,
-                       max_selections: int | None = None) -> dict:
-    """Masked-token accuracy and perplexity on held-out sequences.
-
-    Each of ``n_draws`` seeded draws selects 15 % of the non-special tokens and corrupts them
-    (default: all of them become ``[MASK]``, the fill-in-the-blank setting; pass 0.8 / 0.1 for the training
-    rule); the model predicts the original token at each selected position.
-
-    Args:
-        model: a trained :class:`MiniBert`.
-        token_ids: int ``(n, L)`` validation sequences.
-        n_draws: independent mask draws (more predictions, a less noisy estimate).
-        seed: base seed of the draws.
-        batch_size: sequences per forward pass.
-        mask_token_rate, random_token_rate: the corruption of the selected tokens.
-        max_selections: ``P`` (default :func:`default_max_selections`).
-
-    Returns:
-        dict with ``top1``, ``top5`` (fractions), ``cross_entropy`` (mean nats per predicted token),
-        ``perplexity`` (``exp(cross_entropy)``), ``n_predictions`` (int), and ``targets`` (int array of the
-        true ids, in evaluation order, for baselines on exactly the same positions).
-    """
-    token_ids = np.asarray(token_ids, dtype=np.int32)
-    max_selections = max_selections or default_max_selections(token_ids.shape[1])
-    targets, top1, top5, nll = [], [], [], []
-    for draw in range(n_draws):
-        rng = np.random.default_rng([seed, draw, 7919])
-        for start in range(0, len(token_ids), batch_size):
-            inputs, ids, weights = make_mlm_batch(token_ids[start:start + batch_size], rng, model.vocabulary_size,
-                                                  max_selections, mask_token_rate, random_token_rate)
-            logits = _predict_fixed_batch(model, inputs, batch_size).astype(np.float64)
-            keep = weights > 0
-            logits, ids = logits[keep], ids[keep]
-            log_probs = logits - _logsumexp(logits)
-            targets.append(ids)
-            nll.append(-log_probs[np.arange(len(ids)), ids])
-            order = np.argsort(-logits, axis=1)[:, :5]
-            top1.append(order[:, 0] == ids)
-            top5.append((order == ids[:, None]).any(axis=1))
-    targets = np.concatenate(targets)
-    cross_entropy = float(np.concatenate(nll).mean())
-    return {"top1": float(np.concatenate(top1).mean()), "top5": float(np.concatenate(top5).mean()),
-            "cross_entropy": cross_entropy, "perplexity": float(np.exp(cross_entropy)),
-            "n_predictions": int(len(targets)), "targets": targets}
-
-
-def _predict_fixed_batch(model, inputs, batch_size: int) -> np.ndarray:
+def predict_fixed_batch(model, inputs, batch_size: int) -> np.ndarray:
     """The model's outputs (inference mode) for one batch: an array or a dict of arrays of at most
     ``batch_size`` rows.
 
@@ -477,119 +433,6 @@ def _predict_fixed_batch(model, inputs, batch_size: int) -> np.ndarray:
     if n < batch_size:
         inputs = {key: pad(value) for key, value in inputs.items()} if isinstance(inputs, dict) else pad(inputs)
     return keras.ops.convert_to_numpy(model.predict_on_batch(inputs))[:n]
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    top = x.max(axis=1, keepdims=True)
-    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
-
-
-def unigram_baseline(train_counts, targets) -> dict:
-    """The context-free baseline: always predict the most frequent training tokens.
-
-    Args:
-        train_counts: int ``(V,)`` token counts of the training split (special tokens 0), e.g. from
-            :func:`course_lib.data.tokenization.token_counts`.
-        targets: int ``(n,)`` true ids of the evaluated positions.
-
-    Returns:
-        dict with ``top1`` (share of targets equal to the most frequent token), ``top5`` (in the 5 most
-        frequent), ``cross_entropy`` (nats, add-one smoothed unigram probabilities over the non-special
-        ids) and ``perplexity``.
-    """
-    counts = np.asarray(train_counts, dtype=np.float64)
-    targets = np.asarray(targets)
-    order = np.argsort(-counts, kind="stable")
-    smoothed = counts + 1.0
-    smoothed[list(SPECIAL_IDS)] = 0.0
-    probs = smoothed / smoothed.sum()
-    cross_entropy = float(-np.log(probs[targets]).mean())
-    return {"top1": float(np.mean(targets == order[0])), "top5": float(np.isin(targets, order[:5]).mean()),
-            "cross_entropy": cross_entropy, "perplexity": float(np.exp(cross_entropy))}
-
-
-# --------------------------------------------------------------------------------------------
-# Using the model: fill in the blanks, nearest tokens
-# --------------------------------------------------------------------------------------------
-
-def fill_mask(model: MiniBert, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """Predict the token behind every ``[MASK]`` in ``text``.
-
-    The text is tokenized (a literal ``[MASK]`` becomes the mask id), wrapped in ``[CLS]`` / ``[SEP]``,
-    padded to the model's length, and the model's probabilities at each ``[MASK]`` are ranked.
-
-    Args:
-        model: a trained :class:`MiniBert`.
-        tokenizer: the ``WordPieceTokenizer`` of :func:`course_lib.data.tokenization.build_tokenizer`.
-        text: a string with at least one ``[MASK]``.
-        top_k: how many candidates per mask.
-
-    Returns:
-        One list per ``[MASK]`` (left to right) of ``top_k`` ``(token, probability)`` pairs, most likely
-        first; special tokens are never proposed.
-
-    Raises:
-        ValueError: no ``[MASK]`` in ``text``, or the text is longer than the model's sequence length.
-    """
-    from course_lib.data.tokenization import tokenize
-
-    ids = tokenize(tokenizer, [text])[0]
-    if MASK_ID not in ids:
-        raise ValueError(f"no [MASK] in {text!r}")
-    if len(ids) + 2 > model.sequence_length:
-        raise ValueError(f"{len(ids)} tokens do not fit the model's {model.sequence_length - 2} (plus [CLS], [SEP])")
-    row = [CLS_ID, *ids, SEP_ID]
-    row += [PAD_ID] * (model.sequence_length - len(row))
-    positions = [i for i, t in enumerate(row) if t == MASK_ID]
-    logits = keras.ops.convert_to_numpy(model({"token_ids": np.asarray([row], dtype=np.int32),
-                                               "mask_positions": np.asarray([positions], dtype=np.int32)},
-                                              training=False))[0].astype(np.float64)
-    logits[:, list(SPECIAL_IDS)] = -np.inf
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    vocabulary = tokenizer.get_vocabulary()
-    results = []
-    for p in probs:
-        best = np.argsort(-p)[:top_k]
-        results.append([(vocabulary[i], float(p[i])) for i in best])
-    return results
-
-
-def make_fill_mask(model: MiniBert, tokenizer):
-    """``fill_mask(text, top_k=5)`` bound to ``model`` and ``tokenizer`` (see :func:`fill_mask`)."""
-    def bound_fill_mask(text: str, top_k: int = 5):
-        return fill_mask(model, tokenizer, text, top_k=top_k)
-    bound_fill_mask.__doc__ = fill_mask.__doc__
-    return bound_fill_mask
-
-
-def nearest_tokens(embeddings, vocabulary, token: str, k: int = 5) -> list[tuple[str, float]]:
-    """The ``k`` tokens whose embedding has the highest cosine similarity with ``token``'s.
-
-    Args:
-        embeddings: float ``(V, d)`` token-embedding matrix (:meth:`MiniBert.token_embedding_matrix`).
-        vocabulary: list of ``V`` tokens.
-        token: a token of the vocabulary.
-        k: neighbours to return (the token itself and special tokens excluded).
-
-    Returns:
-        ``[(token, cosine similarity), ...]``, most similar first.
-
-    Raises:
-        KeyError: ``token`` is not in the vocabulary.
-    """
-    vocabulary = list(vocabulary)
-    try:
-        index = vocabulary.index(token)
-    except ValueError as error:
-        raise KeyError(f"{token!r} is not in the vocabulary") from error
-    unit = np.asarray(embeddings, dtype=np.float64)
-    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    similarity = unit @ unit[index]
-    similarity[index] = -np.inf
-    similarity[list(SPECIAL_IDS)] = -np.inf
-    best = np.argsort(-similarity)[:k]
-    return [(vocabulary[i], float(similarity[i])) for i in best]
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,7 +473,7 @@ def pooled_features(model: MiniBert, token_ids, batch_size: int = 256, layer: st
     source = model.encoder() if layer == "encoder" else keras.Model(
         model.get_layer("embeddings").input, model.get_layer("embeddings").output, name="embedding_layer")
     pooled = keras.Model(inputs, _mean_over_tokens(source(inputs), inputs), name="pooled_encoder")
-    out = [_predict_fixed_batch(pooled, token_ids[i:i + batch_size], batch_size)
+    out = [predict_fixed_batch(pooled, token_ids[i:i + batch_size], batch_size)
            for i in range(0, len(token_ids), batch_size)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.hidden_dim), np.float32)
 
@@ -740,5 +583,5 @@ class FineTuneRuns:
         self.classifier.fit(x_labeled[rows], y_labeled[rows], batch_size=self.batch_size, epochs=1, shuffle=False,
                             verbose=0)
         x_test = np.asarray(x_test, np.int32)
-        logits = [_predict_fixed_batch(self.classifier, x_test[i:i + 256], 256) for i in range(0, len(x_test), 256)]
+        logits = [predict_fixed_batch(self.classifier, x_test[i:i + 256], 256) for i in range(0, len(x_test), 256)]
         return np.concatenate(logits).argmax(axis=1) if logits else np.zeros(0, np.int64)

@@ -47,8 +47,9 @@ RATES = (0.05, 0.15, 0.4)
 def notebook_solutions():
     """Execute the solution cells of the Day 09 notebook's exercises, with the notebook's names they use."""
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
-    fake_bert = types.SimpleNamespace(evaluate_masked_lm=fake_evaluate)
-    namespace = {"np": np, "keras": keras, "bert": fake_bert, "mask_fn": masking.mask_tokens, "V": V, "SEED": 0}
+    fake_language_model = types.SimpleNamespace(evaluate_masked_lm=fake_evaluate)
+    namespace = {"np": np, "keras": keras, "language_model": fake_language_model, "mask_fn": masking.mask_tokens,
+                 "V": V, "SEED": 0}
     for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution") and cell["cell_type"] == "code":

@@ -7,6 +7,7 @@ import pytest
 
 from course_lib import losses
 from course_lib.data import masking, tokenization
+from course_lib.evaluation import language_model
 from course_lib.models import bert
 
 
@@ -104,8 +105,8 @@ def test_training_learns_a_predictable_language_and_beats_unigram():
     bert.compile_mlm(model, 3e-3, total_steps=8 * len(batches), warmup_steps=len(batches))
     history = model.fit(batches, epochs=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0] - 1.0
-    scores = bert.evaluate_masked_lm(model, valid, n_draws=2, seed=0)
-    baseline = bert.unigram_baseline(tokenization.token_counts(train, vocabulary_size), scores["targets"])
+    scores = language_model.evaluate_masked_lm(model, valid, n_draws=2, seed=0)
+    baseline = language_model.unigram_baseline(tokenization.token_counts(train, vocabulary_size), scores["targets"])
     assert scores["n_predictions"] == len(scores["targets"]) > 300
     assert baseline["top1"] < 0.1 and baseline["perplexity"] > 15
     assert scores["top1"] > 0.4 and scores["top5"] >= scores["top1"]
@@ -128,7 +129,7 @@ def test_init_unigram_bias_predicts_the_unigram_distribution():
 
 def test_unigram_baseline_numbers():
     counts = np.array([0, 0, 0, 0, 0, 6, 3, 1])
-    result = bert.unigram_baseline(counts, np.array([5, 5, 6, 7]))
+    result = language_model.unigram_baseline(counts, np.array([5, 5, 6, 7]))
     assert result["top1"] == 0.5 and result["top5"] == 1.0
     probs = np.array([7, 4, 2]) / 13  # add-one smoothing over the non-special ids
     assert np.isclose(result["cross_entropy"], -np.mean(np.log(probs[[0, 0, 1, 2]])))
@@ -138,24 +139,24 @@ def test_fill_mask_and_nearest_tokens():
     vocabulary = list(tokenization.SPECIAL_TOKENS) + [f"w{i}" for i in range(20)]
     tokenizer = tokenization.build_tokenizer(vocabulary)
     model = small_model(len(vocabulary), 16, num_layers=1)
-    results = bert.fill_mask(model, tokenizer, "w1 w2 [MASK] w4 [MASK]", top_k=3)
+    results = language_model.fill_mask(model, tokenizer, "w1 w2 [MASK] w4 [MASK]", top_k=3)
     assert len(results) == 2 and all(len(r) == 3 for r in results)
     for candidates in results:
         probabilities = [p for _, p in candidates]
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-9
         assert all(token in vocabulary[5:] for token, _ in candidates)
-    bound = bert.make_fill_mask(model, tokenizer)
-    assert bound("w1 [MASK]") == bert.fill_mask(model, tokenizer, "w1 [MASK]")
+    bound = language_model.make_fill_mask(model, tokenizer)
+    assert bound("w1 [MASK]") == language_model.fill_mask(model, tokenizer, "w1 [MASK]")
     with pytest.raises(ValueError, match="MASK"):
         bound("w1 w2")
     with pytest.raises(ValueError, match="fit"):
         bound(" ".join(["w1"] * 20) + " [MASK]")
     embeddings = np.eye(len(vocabulary))
     embeddings[6] = embeddings[5] * 3 + 0.1 * embeddings[7]
-    neighbours = bert.nearest_tokens(embeddings, vocabulary, "w0", k=2)
+    neighbours = language_model.nearest_tokens(embeddings, vocabulary, "w0", k=2)
     assert neighbours[0][0] == "w1" and neighbours[0][1] > 0.99
     with pytest.raises(KeyError):
-        bert.nearest_tokens(embeddings, vocabulary, "nope")
+        language_model.nearest_tokens(embeddings, vocabulary, "nope")
 
 
 # --- the training step: the loss function is the model's own setting ------------------------------
