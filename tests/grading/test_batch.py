@@ -103,6 +103,7 @@ EXPECTED = {  # student -> points for (exercise 1, 2, 3)
     "atk_numpy": (0, 0, 0),
     "atk_files": (0, 0, 0),
     "peek": (2, 2, 2),
+    "calls_ref": (2, 2, 0),      # exercise 3 returns course_lib's own cluster_accuracy: right values, no points
     "erin": (0, 0, 0), "frank": (0, 0, 0), "gina": (0, 0, 0), "hank": (0, 0, 0), "ivan": (0, 0, 0),
 }
 
@@ -117,6 +118,10 @@ def build_fixtures(d, make_submission, write, subs: Path, out: Path, course_copy
     KPP, LLOYD, ACC, EX1, EX2, EX3 = d.KPP, d.LLOYD, d.ACC, d.EX1, d.EX2, d.EX3
     write(subs / "correct" / name, make_submission({KPP: k, LLOYD: l, ACC: a}))
     write(subs / "partial" / name, make_submission({KPP: k, LLOYD: L_WRONG}))
+    write(subs / "calls_ref" / name, make_submission({KPP: k, LLOYD: l, ACC: (
+        "def cluster_accuracy(y_true, y_pred):\n"
+        "    from course_lib.evaluation.clustering import cluster_accuracy as library_version\n"
+        "    return library_version(y_true, y_pred)\n")}))
     write(subs / "raises_flood_memory" / name, make_submission({
         KPP: 'def kmeans_plus_plus_init(X, k, rng):\n    raise ValueError("bad init")\n',
         LLOYD: l + '\nfor _i in range(300):\n    print("x" * 10000)\n',
@@ -255,6 +260,7 @@ def test_every_lost_point_has_a_reason(batch):
 @pytest.mark.parametrize("student, exercise, status, words", [
     ("partial", "day02_lloyd_test", "failed", "self-check failed: update step"),
     ("partial", "day02_acc_test", "not attempted", "NotImplementedError"),
+    ("calls_ref", "day02_acc_test", "reference", "not your own implementation"),
     ("dave", "day02_acc_test", "failed", "hidden test failed"),
     ("raises_flood_memory", "day02_kmeans_pp_test", "error", "ValueError: bad init"),
     ("loop_kill", "day02_lloyd_test", "timeout", f"your answer cell ran longer than {CELL_TIMEOUT} s"),
