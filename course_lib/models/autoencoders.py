@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from course_lib.backends import steps_per_execution
 from course_lib.models.base import SubmodelConfig
 from course_lib.training import predict_batched
 
@@ -359,7 +360,8 @@ def fit_autoencoder(model, x, epochs: int, batch_size: int = 128, learning_rate:
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and data, got {epochs}, {batch_size}, {len(x)} images")
     steps = int(epochs) * int(math.ceil(len(x) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, steps_per_execution=16, jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, steps_per_execution=steps_per_execution(16),
+                  jit_compile=False)
     return model.fit(x, x, epochs=int(epochs), batch_size=int(batch_size), verbose=verbose)
 
 

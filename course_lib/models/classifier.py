@@ -17,6 +17,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from course_lib import backends
+
 FEATURES_LAYER = "features"
 
 
@@ -104,7 +106,7 @@ def fit_classifier(model: keras.Model, x, y, steps: int, batch_size: int = 64, l
         raise ValueError(f"need steps >= 1, batch_size >= 1 and as many labels as images, got steps {steps}, "
                          f"batch_size {batch_size}, {len(x)} images, {len(y)} labels")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=steps_per_execution)
+                  metrics=["accuracy"], steps_per_execution=backends.steps_per_execution(steps_per_execution))
     rng = np.random.default_rng(seed)
     n_rows = int(steps) * int(batch_size)
     rows = np.concatenate([rng.permutation(len(x)) for _ in range(-(-n_rows // len(x)))])[:n_rows]
