@@ -122,8 +122,10 @@ def step_that_also_trains_d(gan, real_images, fresh_optimizer=True):
             "d_fake": ops.mean(ops.sigmoid(fake_logits))}
 
 
-def _d_update(gan, real_images, n):
-    fake_images = ops.stop_gradient(gan.generator(gan.sample_noise(n), training=True))
+def _d_update(gan, real_images, n, z=None):
+    """One discriminator update on real images and generated ones (from ``z``, else fresh noise)."""
+    z = gan.sample_noise(n) if z is None else z
+    fake_images = ops.stop_gradient(gan.generator(z, training=True))
 
     def d_loss_fn():
         real_logits = gan.discriminator(real_images, training=True)
@@ -139,16 +141,7 @@ def _d_update(gan, real_images, n):
 def step_reusing_noise(gan, real_images):
     n = ops.shape(real_images)[0]
     z = gan.sample_noise(n)
-    fake_images = ops.stop_gradient(gan.generator(z, training=True))
-
-    def d_loss_fn():
-        real_logits = gan.discriminator(real_images, training=True)
-        fake_logits = gan.discriminator(fake_images, training=True)
-        return losses.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
-
-    d_weights = gan.discriminator.trainable_variables
-    (d_loss, (real_logits, fake_logits)), grads = autodiff.gradients(d_loss_fn, d_weights, has_aux=True)
-    gan.d_optimizer.apply(grads, d_weights)
+    d_loss, real_logits, fake_logits = _d_update(gan, real_images, n, z)  # the mistake: G then reuses this z
     g_weights = gan.generator.trainable_variables
     g_loss, grads = autodiff.gradients(
         lambda: losses.generator_loss(gan.discriminator(gan.generator(z, training=True), training=False)),
