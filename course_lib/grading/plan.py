@@ -6,6 +6,7 @@ import ast
 import copy
 import json
 import re
+import threading
 from dataclasses import dataclass
 from enum import Enum
 
@@ -28,6 +29,18 @@ AUDIT_PATTERNS = {
     "file writes": r"\bopen\s*\([^)]*['\"][wax+]|\bwrite_(text|bytes)\b|\bshutil\b|\bos\s*\.\s*(remove|unlink|rename|replace)\b",
     "processes": r"\bsubprocess\b|\bos\s*\.\s*(system|kill|_exit|fork|exec\w*)\b|\bsignal\s*\.",
 }
+
+# `course grade` plans submissions in several threads. CPython's conversion of a parse tree into `ast` objects keeps
+# its recursion depth in state shared by the interpreter; when a garbage collection in one thread lets another
+# thread parse at the same moment, Python 3.11 raises "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905). One parse at a time avoids it.
+_PARSE_LOCK = threading.RLock()
+
+
+def _parse(source: str) -> ast.Module:
+    """``ast.parse`` one source at a time (see ``_PARSE_LOCK``); raises SyntaxError as ``ast.parse`` does."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
 
 
 class StepKind(str, Enum):
@@ -76,11 +89,11 @@ class Plan:
 def bound_names(source: str) -> list[str]:
     """Top-level names a cell binds (assignments, imports, defs, loop/with targets)."""
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError:
         cleaned = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
         try:
-            tree = ast.parse(cleaned)
+            tree = _parse(cleaned)
         except SyntaxError:
             return []
     names: list[str] = []
@@ -132,7 +145,7 @@ def bound_names(source: str) -> list[str]:
 def defined_functions(source: str) -> set[str]:
     """Names of the functions and classes a cell defines at top level."""
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError:
         return set(re.findall(r"^def\s+([A-Za-z_]\w*)", source, flags=re.M))
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}

@@ -52,3 +52,41 @@ def test_bound_names():
     source = "import numpy as np, os.path\nx, (y, *z) = 1, (2, 3)\nfor i in []: pass\nwith open('f') as h: k = 1\n" \
              "def f(): pass\nclass C: pass\nif True:\n    w = 2\n%time q = 1"
     assert bound_names(source) == ["np", "os", "x", "y", "z", "i", "h", "k", "f", "C", "w"]
+
+
+def test_planning_in_several_threads_at_once_never_raises():
+    """`course grade` plans submissions in worker threads; a garbage collection that hands the interpreter to
+    another thread in the middle of a parse must not break either parse (python/cpython#106905)."""
+    import gc
+    import threading
+    import time
+
+    source = "\n".join(f"def f{i}(x):\n    return [[[(x + {i}) for a in b] for b in c] for c in d]" for i in range(20))
+    expected = [f"f{i}" for i in range(20)]
+    results, errors = [], []
+
+    def plan_many():
+        for _ in range(40):
+            try:
+                results.append(bound_names(source))
+            except Exception as error:          # noqa: BLE001 - any error fails the test below
+                errors.append(repr(error))
+
+    def yield_during_collection(phase, info):
+        if phase == "start":
+            time.sleep(0.0001)                  # lets the other thread run mid-parse
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(50)
+    gc.callbacks.append(yield_during_collection)
+    try:
+        threads = [threading.Thread(target=plan_many) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        gc.callbacks.remove(yield_during_collection)
+        gc.set_threshold(*threshold)
+    assert errors == []
+    assert len(results) == 120 and all(r == expected for r in results)
