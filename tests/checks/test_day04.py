@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from course_lib import backends
 from course_lib.checks import day04
 from course_lib.data import augment
 from course_lib.models import autoencoders
@@ -30,7 +31,7 @@ def notebook_solutions(x_train=None, x_test=None, hidden=(32,)):
     """Execute the solution cells of the Day 04 notebook's exercises, with the notebook's names they use."""
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     namespace = {"np": np, "keras": keras, "layers": layers, "ops": ops, "autoencoders": autoencoders,
-                 "SEED": 0, "HIDDEN": hidden, "x_train": x_train, "x_test": x_test,
+                 "SEED": 0, "HIDDEN": hidden, "STEPS_PER_EXECUTION": backends.steps_per_execution(16), "x_train": x_train, "x_test": x_test,
                  "ds": types.SimpleNamespace(image_shape=(8, 8, 1))}
     for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
