@@ -178,9 +178,10 @@ def test_fit_autoencoder_trains_with_bce_and_a_cosine_decay(digit_images):
     x = digit_images(256)
     keras.utils.set_random_seed(0)
     model = ae.build_dense_autoencoder((8, 8, 1), 4, hidden=(32,))
-    history = ae.fit_autoencoder(model, x, epochs=6, batch_size=64, learning_rate=3e-3)
+    # at this learning rate the last epoch's loss is 0.62-0.63 of the first on all three backends (seeds 0 and 1)
+    history = ae.fit_autoencoder(model, x, epochs=6, batch_size=64, learning_rate=1e-2)
     losses = history.history["loss"]
-    assert len(losses) == 6 and losses[-1] < 0.9 * losses[0]  # BCE has an entropy floor
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0]  # BCE has an entropy floor
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6 * 4
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) < 1e-6  # decayed to 0 at the end
     out = np.clip(model.reconstruct(x).astype(np.float64), 1e-7, 1 - 1e-7)
