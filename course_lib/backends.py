@@ -35,19 +35,37 @@ BACKEND_EXTRAS = {"tensorflow": None, "jax": "jax", "torch": "torch"}
 
 
 def resolve_backend(backend: str | None = None) -> str:
-    """Return ``backend``, else ``$KERAS_BACKEND``, else ``"tensorflow"``; raise :class:`course_lib.config.ConfigError` if unknown.
+    """Return ``backend``, else ``$KERAS_BACKEND``, else ``"tensorflow"``, lower-cased.
 
     The name is only validated: the backend of a running Python process is fixed when Keras is first imported
     (read it with ``keras.backend.backend()``).
+
+    Args:
+        backend: ``"tensorflow"``, ``"jax"``, ``"torch"`` or None.
+
+    Returns:
+        One of :data:`BACKENDS`.
+
+    Raises:
+        course_lib.config.ConfigError: the resolved value is not one of :data:`BACKENDS`.
     """
     return resolve_choice(backend, "KERAS_BACKEND", DEFAULT_BACKEND, BACKENDS, "backend", "--backend")
 
 
 def resolve_devices(devices: str | None = None) -> str:
-    """Return ``devices``, else ``$COURSE_DEVICES``, else ``"one"``; raise :class:`course_lib.config.ConfigError` if unknown.
+    """Return ``devices``, else ``$COURSE_DEVICES``, else ``"one"``, lower-cased.
 
     ``"one"`` trains on one device (the first GPU / TPU if any, else the CPU); ``"all"`` spreads training over
     every device found, on the JAX backend (see :func:`configure_devices`).
+
+    Args:
+        devices: ``"one"``, ``"all"`` or None.
+
+    Returns:
+        One of :data:`DEVICE_CHOICES`.
+
+    Raises:
+        course_lib.config.ConfigError: the resolved value is not one of :data:`DEVICE_CHOICES`.
     """
     return resolve_choice(devices, "COURSE_DEVICES", DEFAULT_DEVICES, DEVICE_CHOICES, "devices", "--devices")
 

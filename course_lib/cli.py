@@ -163,7 +163,19 @@ def _progress_printer(day: str, started: float):
 
 
 def cmd_run(args) -> int:
-    """``course run``: execute notebooks, print and save the metrics table."""
+    """``course run``: execute notebooks, print and save the metrics table.
+
+    Args:
+        args: the parsed ``course run`` options (an :class:`argparse.Namespace`).
+
+    Returns:
+        The exit status: 0 when every notebook ran, 1 when one failed.
+
+    Raises:
+        ConfigError: an unknown mode, dataset, backend or devices value.
+        CourseError: the backend is not installed (status 2), ``--devices all`` off JAX (status 2), an unknown
+            day (status 2), no solution notebooks, or a dataset that is not available or is corrupt (status 1).
+    """
     from course_lib import data
     from course_lib.evaluation.leaderboard import extract_leaderboard
     from course_lib.reporting import extract_metrics
@@ -262,7 +274,17 @@ def _write_json(path: Path, payload) -> None:
 
 
 def cmd_lessons(args) -> int:
-    """``course lessons``: regenerate (or check) lessons/ from solutions/."""
+    """``course lessons``: regenerate (or check) lessons/ from solutions/.
+
+    Args:
+        args: the parsed ``course lessons`` options (``args.check``: only report lessons that are out of date).
+
+    Returns:
+        The exit status: 1 with ``--check`` when a lesson is out of date, else 0.
+
+    Raises:
+        CourseError: a solution notebook has unbalanced solution or hidden-test markers (status 1).
+    """
     from course_lib.lessons import MarkerError, generate_lessons
 
     try:
@@ -282,7 +304,19 @@ def cmd_lessons(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    """``course grade``: grade submitted notebooks of one day in the sandbox (see :mod:`course_lib.grading`)."""
+    """``course grade``: grade submitted notebooks of one day in the sandbox (see :mod:`course_lib.grading`).
+
+    Args:
+        args: the parsed ``course grade`` options (an :class:`argparse.Namespace`).
+
+    Returns:
+        The exit status of :func:`course_lib.grading.batch.run_cli`: 1 when a submission ended in a grader
+        error, else 0.
+
+    Raises:
+        CourseError: a grading setup problem (:class:`~course_lib.grading.assignment.GradingError`; status 2).
+        KeyboardInterrupt: the run was interrupted; results already recorded are kept.
+    """
     from course_lib.grading import batch
     from course_lib.grading.assignment import GradingError
 

@@ -52,14 +52,33 @@ def resolve_choice(value, variable: str, default: str, choices, what: str, where
 
 
 def resolve_mode(mode: str | None = None) -> str:
-    """Return ``mode``, else ``$COURSE_MODE``, else ``"quick"``; raise :class:`ConfigError` if unknown."""
+    """Return ``mode``, else ``$COURSE_MODE``, else ``"quick"``, lower-cased.
+
+    Args:
+        mode: ``"quick"``, ``"full"`` or None.
+
+    Returns:
+        One of :data:`MODES`.
+
+    Raises:
+        ConfigError: the resolved value is not one of :data:`MODES`.
+    """
     return resolve_choice(mode, "COURSE_MODE", DEFAULT_MODE, MODES, "mode", "the MODE parameter")
 
 
 def resolve_dataset(dataset: str | None = None) -> str:
-    """Return ``dataset``, else ``$COURSE_DATASET``, else ``"mnist5k"``; raise :class:`ConfigError` if unknown.
+    """Return ``dataset``, else ``$COURSE_DATASET``, else ``"mnist5k"``, lower-cased.
 
     ``"fashion-mnist"`` is accepted as a spelling of ``"fashion_mnist"``.
+
+    Args:
+        dataset: a dataset name or None.
+
+    Returns:
+        One of :data:`DATASETS`.
+
+    Raises:
+        ConfigError: the resolved value is not one of :data:`DATASETS`.
     """
     if dataset is None:
         dataset = os.environ.get("COURSE_DATASET") or None

@@ -216,6 +216,16 @@ def solution_lines(solution, min_length: int = 16) -> set[str]:
 
     Lines shorter than ``min_length`` characters (``return z``, ``else:``, a lone bracket) are left out:
     they identify nothing. Used to prove that a lesson, its outputs and its hints never show a solution.
+
+    Args:
+        solution: an ``nbformat`` notebook node (version 4).
+        min_length: the shortest stripped line kept, in characters.
+
+    Returns:
+        The set of stripped solution lines.
+
+    Raises:
+        MarkerError: a cell with unbalanced or nested markers.
     """
     found = set()
     for cell in solution.cells:

@@ -63,10 +63,18 @@ def _check_pair(z1, z2):
 def nt_xent_logits(z1, z2, temperature: float = 0.5):
     """Masked similarity logits and positive indices of NT-Xent (see :func:`nt_xent_loss`).
 
+    Args:
+        z1, z2: float tensors ``(N, d)``: projections of the first and second view of the same N images
+            (NumPy arrays are accepted).
+        temperature: > 0, the divisor of the cosine similarities.
+
     Returns:
         ``(logits, positives)``: float ``(2N, 2N)`` cosine similarities divided by ``temperature`` with the
         diagonal (self-similarity) set to -1e9, and int ``(2N,)`` index of each view's partner
         (``i + N`` for ``i < N``, ``i - N`` otherwise).
+
+    Raises:
+        ValueError: ``z1`` and ``z2`` are not 2-D or differ in shape, or ``temperature`` <= 0.
     """
     _check_pair(z1, z2)
     if temperature <= 0:
@@ -109,8 +117,15 @@ def nt_xent_loss(z1, z2, temperature: float = 0.5):
 def contrastive_accuracy(z1, z2, temperature: float = 0.5):
     """Fraction of the 2N views whose most similar other view is their partner (a training diagnostic).
 
+    Args:
+        z1, z2: float tensors ``(N, d)``: projections of the first and second view of the same N images.
+        temperature: > 0; it scales every logit alike, so it does not change the argmax.
+
     Returns:
-        Scalar float tensor in [0, 1]; chance level is ``1 / (2N - 1)``.
+        Scalar float32 tensor in [0, 1]; chance level is ``1 / (2N - 1)``.
+
+    Raises:
+        ValueError: ``z1`` and ``z2`` are not 2-D or differ in shape, or ``temperature`` <= 0.
     """
     logits, positives = nt_xent_logits(z1, z2, temperature)
     return ops.mean(ops.cast(ops.argmax(logits, axis=1) == ops.cast(positives, "int32"), "float32"))
@@ -159,6 +174,9 @@ def negative_cosine_loss(predictions, targets):
 
     Returns:
         Scalar float tensor in [-1, 1] (-1 when every prediction points exactly at its target).
+
+    Raises:
+        ValueError: ``predictions`` and ``targets`` are not 2-D or differ in shape.
     """
     _check_pair(predictions, targets)
     p = l2_normalize(predictions)
@@ -178,6 +196,9 @@ def symmetric_stop_gradient_loss(p1, p2, z1, z2):
 
     Returns:
         Scalar float tensor in [-1, 1].
+
+    Raises:
+        ValueError: ``p1`` and ``z2``, or ``p2`` and ``z1``, are not 2-D or differ in shape.
     """
     return 0.5 * negative_cosine_loss(p1, z2) + 0.5 * negative_cosine_loss(p2, z1)
 
@@ -195,6 +216,9 @@ def byol_loss(p1, p2, z1, z2):
 
     Returns:
         Scalar float tensor in [0, 4] (0 when every prediction points at its target), mean over the batch.
+
+    Raises:
+        ValueError: ``p1`` and ``z2``, or ``p2`` and ``z1``, are not 2-D or differ in shape.
     """
     _check_pair(p1, z2)
     _check_pair(p2, z1)
@@ -222,6 +246,9 @@ def mse_between_views(z1, z2, normalize: bool = True):
 
     Returns:
         Scalar float tensor >= 0: the mean over the batch of the squared Euclidean distance.
+
+    Raises:
+        ValueError: ``z1`` and ``z2`` are not 2-D or differ in shape.
     """
     _check_pair(z1, z2)
     if normalize:
@@ -240,6 +267,9 @@ def embedding_std(z):
 
     Returns:
         Scalar float tensor >= 0.
+
+    Raises:
+        ValueError: ``z`` is not 2-D.
     """
     if len(z.shape) != 2:
         raise ValueError(f"expected (batch, dim) embeddings, got shape {z.shape}")

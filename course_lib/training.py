@@ -85,8 +85,14 @@ def snapshot_optimizer(optimizer, variables) -> list[np.ndarray]:
     Building the optimizer's variables before the first training step also keeps TensorFlow from tracing
     the step twice (variables created while tracing force a retrace).
 
+    Args:
+        optimizer: a ``keras.optimizers.Optimizer``.
+        variables: the trainable variables it updates (used only when it is not built yet).
+
     Returns:
-        One NumPy array per optimizer variable, for :func:`restore_optimizer`.
+        One NumPy array per optimizer variable (copies with the variables' shapes and dtypes, e.g. the integer
+        iteration counter and Adam's float32 moments), in ``optimizer.variables`` order, for
+        :func:`restore_optimizer`.
     """
     from keras import ops
 
@@ -151,7 +157,20 @@ class KerasFitPredict:
         self._optimizer_state = snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
 
     def fit(self, x_labeled, y_labeled):
-        """Reset, then train on one labeled set; returns the trained model."""
+        """Reset, then train on one labeled set; returns the trained model.
+
+        Args:
+            x_labeled: float ``(n, h, w, c)`` labeled images (cast to float32), ``n >= 1``.
+            y_labeled: int labels ``(n,)`` (cast to int64).
+
+        Returns:
+            :attr:`model`, trained.
+
+        Raises:
+            ZeroDivisionError: an empty ``x_labeled``.
+            ValueError: ``x_labeled`` and ``y_labeled`` of different lengths (from Keras), or ``build_model()``
+                returns a model whose weights do not match the compiled model's.
+        """
         import keras
 
         seed = self.seed + self.draws
@@ -169,7 +188,7 @@ class KerasFitPredict:
         return self.model
 
     def predict(self, x) -> np.ndarray:
-        """Predicted labels ``(n,)``."""
+        """Predicted labels, int64 ``(n,)``, of float images ``x`` ``(n, h, w, c)`` (inference mode)."""
         return predict_batched(self.model, x).argmax(axis=1)
 
     def __call__(self, x_labeled, y_labeled, x_test) -> np.ndarray:

@@ -63,6 +63,9 @@ class Hints:
         todo: what the exercise asks for, in one or two sentences (shown while nothing is implemented).
         tiers: two or three hints of increasing precision: the idea, the equation or API, the usual pitfall.
             Prose only: a hint never contains a line of the solution.
+
+    Raises:
+        ValueError: (on construction) an empty ``todo``, fewer than 2 or more than 3 tiers, or an empty tier.
     """
 
     todo: str
@@ -78,7 +81,17 @@ _REVEALED: dict[str, int] = {}
 
 
 def register_hints(table: Mapping[str, Hints]) -> dict[str, Hints]:
-    """Register a day's hints (``{check_id: Hints}``); returns the table, so a module can keep it as ``HINTS``."""
+    """Register a day's hints (``{check_id: Hints}``); returns the table, so a module can keep it as ``HINTS``.
+
+    Args:
+        table: check id (``"dayNN.name"``) -> :class:`Hints`; an id registered before is replaced.
+
+    Returns:
+        A copy of ``table`` as a dict.
+
+    Raises:
+        TypeError: a value that is not a :class:`Hints` (the entries before it are already registered).
+    """
     for check_id, hints in table.items():
         if not isinstance(hints, Hints):
             raise TypeError(f"hints of {check_id!r} must be a Hints object, got {type(hints).__name__}")
@@ -155,7 +168,16 @@ RESULTS: dict[str, CheckResult] = {}
 
 
 def expect(condition, message: str) -> None:
-    """Raise :class:`CheckFailed` with ``message`` unless ``condition`` is true."""
+    """Raise :class:`CheckFailed` with ``message`` unless ``condition`` is true.
+
+    Args:
+        condition: any value; its truth is tested (a NumPy array of several elements raises ``ValueError``:
+            reduce it first, e.g. with ``np.all``).
+        message: what the student sees when the expectation fails.
+
+    Raises:
+        CheckFailed: ``condition`` is false.
+    """
     if not condition:
         raise CheckFailed(message)
 
@@ -173,6 +195,9 @@ class ReferenceSpy:
 
     Attributes:
         called: names of the references the student's code called.
+
+    Raises:
+        TypeError: (on construction) a reference without a Python code object (a builtin or C function).
     """
 
     def __init__(self, *references):

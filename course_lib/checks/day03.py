@@ -135,7 +135,22 @@ def _spectrum_data(seed: int = 0, n: int = 400, exact: bool = True):
 
 
 def reference_variance_budget(x_train, x_test, fraction: float = 0.9) -> tuple[int, float]:
-    """The reference answer of Exercise 3.3, with course_lib's PCA: ``(k, test_unexplained)``."""
+    """The reference answer of Exercise 3.3, with course_lib's PCA: ``(k, test_unexplained)``.
+
+    Args:
+        x_train: float array ``(n_train, d)``, ``n_train >= 2``: the PCA is fitted on it.
+        x_test: float array ``(n_test, d)``.
+        fraction: the share of the training variance to explain, in (0, 1].
+
+    Returns:
+        ``(k, test_unexplained)``: the int number of components that explain ``fraction`` of the training
+        variance, and the float share of the test images' squared deviation from the training mean that the
+        reconstruction from those ``k`` components leaves out.
+
+    Raises:
+        ValueError: arrays that are not non-empty and 2-D, fewer than 2 training rows, numbers of features
+            that differ, or ``fraction`` outside (0, 1] (from :mod:`course_lib.models.classical`).
+    """
     from course_lib.models import classical
 
     x_train, x_test = np.asarray(x_train, dtype=np.float64), np.asarray(x_test, dtype=np.float64)

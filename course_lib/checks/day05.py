@@ -187,6 +187,13 @@ def expected_relative_error(z_mean, z_log_var, n_samples: int) -> float:
 
     :math:`\\sqrt{\\overline{V} / n} \\,/\\, \\overline{\\mathrm{KL}}` with :math:`V` the variance of one draw (see
     :func:`course_lib.models.vae.kl_monte_carlo`) and bars the means over the examples.
+
+    Args:
+        z_mean, z_log_var: float arrays ``(N, latent_dim)``: the posteriors of ``N`` examples.
+        n_samples: Monte-Carlo draws per example (>= 1).
+
+    Returns:
+        The expected relative RMS error, a Python float >= 0 (dimensionless).
     """
     from course_lib.losses import gaussian_kl
 

@@ -134,7 +134,17 @@ def check_simclr_step(simclr_class):
 
 
 def reference_hard_negative_share(z1, z2, temperature: float, k: int = 5) -> float:
-    """Mean over the 2N views of the softmax weight (over negatives only) held by the k most similar negatives."""
+    """Mean over the 2N views of the softmax weight (over negatives only) held by the k most similar negatives.
+
+    Args:
+        z1, z2: float arrays or tensors ``(N, d)``: projections of the two views of the same N images
+            (L2-normalized here, in float64).
+        temperature: the NT-Xent temperature (> 0) dividing the cosine similarities.
+        k: number of hardest negatives counted, at most the ``2N - 2`` negatives of a view.
+
+    Returns:
+        A Python float in (0, 1]: 1 means the ``k`` hardest negatives hold all the weight.
+    """
     z = np.concatenate([_numpy(z1), _numpy(z2)]).astype("float64")
     z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     n2 = len(z)

@@ -53,8 +53,18 @@ def _scalar(x) -> float:
 def gradients(fn, arrays):
     """Gradients of the scalar ``fn(*arrays)`` with respect to each array, on the current Keras backend.
 
+    Args:
+        fn: a function of ``len(arrays)`` backend tensors (TensorFlow variables, JAX arrays or PyTorch tensors
+            that require grad) returning a scalar float tensor.
+        arrays: array-likes of any shapes, each cast to float32.
+
     Returns:
-        A list of NumPy arrays (None where the backend reports no gradient at all).
+        A list of float32 NumPy arrays, one per array and of its shape (None where the backend reports no
+        gradient at all: TensorFlow and PyTorch for an input the result does not depend on, or that a
+        stop-gradient cuts off; JAX returns zeros instead).
+
+    Raises:
+        NotImplementedError: a Keras backend other than TensorFlow, JAX and PyTorch.
     """
     import keras
 

@@ -54,11 +54,13 @@ class ClipValues(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="course_lib")
 class RandomPatchErasing(layers.Layer):
-    """Erase one random square patch per image with probability ``rate`` (Zhong et al.'s random erasing idea).
+    """Erase one random square patch per image with probability ``rate`` (a simplified random erasing).
 
-    Keras' ``RandomErasing`` samples patch areas for large photographs; on an 8x8 image we want a
-    patch of a fixed, small side. The side is ``round(size * min(height, width))`` pixels (at least 1),
-    its position uniform, its content set to ``fill_value``. Only active with ``training=True``.
+    Random erasing: Zhong, Zheng, Kang, Li & Yang, "Random Erasing Data Augmentation", AAAI 2020. They draw
+    the patch's area and aspect ratio at random and fill it with random values; Keras' ``RandomErasing``
+    likewise samples patch areas meant for large photographs. On an 8x8 image we want a square patch of a
+    fixed, small side instead. The side is ``round(size * min(height, width))`` pixels (at least 1), its
+    position uniform, its content set to ``fill_value``. Only active with ``training=True``.
 
     Args:
         rate: probability that an image gets a patch, in [0, 1].
@@ -66,7 +68,10 @@ class RandomPatchErasing(layers.Layer):
         fill_value: value written into the patch (0 = background for the course's images).
         seed: integer seed of the layer's ``keras.random.SeedGenerator``.
 
-    Input and output: float ``(batch, height, width, channels)``.
+    Input and output: float ``(batch, height, width, channels)`` (channels last), same dtype.
+
+    Raises:
+        ValueError: ``rate`` outside [0, 1] or ``size`` outside (0, 1].
     """
 
     def __init__(self, rate: float = 0.5, size: float = 0.25, fill_value: float = 0.0, seed=None, **kwargs):

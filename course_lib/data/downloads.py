@@ -222,6 +222,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def read_mnist_npz(files: list[Path]):
     """Arrays ``((x_train, y_train), (x_test, y_test))`` of a cached ``mnist.npz`` (``files[0]``).
 
+    Args:
+        files: the paths :func:`fetch` returned for ``"mnist"``; only the first is read.
+
+    Returns:
+        The arrays with the dtypes stored in the file (uint8 in the published one): images ``(n, 28, 28)``
+        with pixel values 0..255 and labels ``(n,)`` in 0..9; ``n`` = 60,000 for train and 10,000 for test.
+
     Raises:
         CorruptDataFile: not an npz with those four arrays, or shapes that do not pair up.
     """
@@ -239,8 +246,16 @@ def read_mnist_npz(files: list[Path]):
 def read_idx_set(files: list[Path]):
     """Arrays ``((x_train, y_train), (x_test, y_test))`` of the four cached Fashion-MNIST IDX files.
 
+    Args:
+        files: the paths :func:`fetch` returned for ``"fashion_mnist"`` (found by their file names).
+
+    Returns:
+        Read-only uint8 arrays: images ``(n, 28, 28)`` with pixel values 0..255 and labels ``(n,)`` in 0..9;
+        ``n`` = 60,000 for train and 10,000 for test.
+
     Raises:
         CorruptDataFile: a file that does not parse, or shapes that do not pair up.
+        KeyError: one of the four file names is not among ``files``.
     """
     by_name = {p.name: p for p in files}
     arrays = ((read_idx(by_name["train-images-idx3-ubyte.gz"]), read_idx(by_name["train-labels-idx1-ubyte.gz"])),
@@ -282,8 +297,16 @@ def read_imdb_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     The ragged reviews are stored as pickled object arrays; they are read with an unpickler that only
     rebuilds numpy arrays, never arbitrary objects (``np.load(allow_pickle=True)`` would run any pickle).
 
+    Args:
+        path: the cached ``imdb.npz``.
+
+    Returns:
+        ``{member name: array}`` for every ``.npy`` member: ``x_train`` / ``x_test`` object arrays ``(n,)`` whose
+        items are lists of int word indices (one review each), and ``y_train`` / ``y_test`` int arrays ``(n,)``
+        of 0 (negative) / 1 (positive) labels, with the dtypes stored in the file.
+
     Raises:
-        course_lib.data.CorruptDataFile: not a zip of ``.npy`` members, or a key is missing.
+        course_lib.data.CorruptDataFile: not a zip of ``.npy`` members, or ``x_train`` / ``x_test`` is missing.
     """
     arrays = {}
     try:

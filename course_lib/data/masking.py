@@ -124,9 +124,24 @@ def mask_tokens(token_ids, rng: np.random.Generator, vocabulary_size: int, mask_
                 max_selections: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """BERT's masking rule: :func:`select_tokens` then :func:`corrupt_tokens` (Devlin et al., NAACL-HLT 2019).
 
+    Args:
+        token_ids: int array ``(batch, sequence_length)`` (or ``(sequence_length,)``) of original ids.
+        rng: the random generator (the only source of randomness).
+        vocabulary_size: ``V``; random replacements are drawn from ``[0, V)`` minus ``special_token_ids``.
+        mask_token_id: id of ``[MASK]``.
+        special_token_ids: ids never selected and never used as random replacements.
+        selection_rate: probability that an eligible token is selected, in [0, 1] (BERT: 0.15).
+        mask_token_rate, random_token_rate: shares of the selected tokens that become ``[MASK]`` (0.8) and a
+            random token (0.1); each in [0, 1], summing to at most 1; the rest stays unchanged.
+        max_selections: at most this many selected positions per row (2-D input only); None for no cap.
+
     Returns:
         ``(masked_ids, selected)``: int32 model input shaped like ``token_ids``, and the bool array of
         positions whose original token must be predicted (the only positions that enter the loss).
+
+    Raises:
+        ValueError: rates outside [0, 1] or ``mask_token_rate + random_token_rate`` > 1; or (from NumPy) a
+            random replacement is due but every id in ``[0, V)`` is special.
     """
     selected = select_tokens(token_ids, rng, selection_rate, special_token_ids, max_selections)
     masked = corrupt_tokens(token_ids, selected, rng, vocabulary_size, mask_token_id, special_token_ids,
@@ -314,6 +329,7 @@ class MaskedLMBatches(keras.utils.PyDataset):
                               self.loss_positions)
 
     def on_epoch_end(self) -> None:
+        """Advance to the next epoch: new masks for every batch and, with ``shuffle``, a new order."""
         self.epoch += 1
         self._order = self._make_order()
 
@@ -361,8 +377,17 @@ def keras_hub_masking(token_ids, vocabulary_size: int, seed: int = 0, mask_token
     Called eagerly the layer runs its pure-Python path, which draws from Python's ``random`` module; that
     module is seeded with ``seed`` here and its previous state restored afterwards.
 
+    Args:
+        token_ids: int array ``(batch, L)`` of original ids (cast to int32).
+        vocabulary_size: ``V``.
+        seed: seed of Python's ``random`` for this call.
+        mask_token_id: id of ``[MASK]``.
+        special_token_ids: ids never selected (the layer's ``unselectable_token_ids``).
+        selection_rate: the layer's ``mask_selection_rate``; the 80 / 10 / 10 split is fixed
+            (:data:`MASK_TOKEN_RATE`, :data:`RANDOM_TOKEN_RATE`).
+
     Returns:
-        ``(masked_ids, selected)`` as :func:`mask_tokens` returns them.
+        ``(masked_ids, selected)`` as :func:`mask_tokens` returns them: int32 and bool arrays ``(batch, L)``.
     """
     import random
 

@@ -124,6 +124,12 @@ def decode(vocabulary, ids, skip_special: bool = True) -> str:
         vocabulary: list of tokens.
         ids: iterable of ints.
         skip_special: drop ``[PAD]``, ``[CLS]``, ``[SEP]`` (``[MASK]`` and ``[UNK]`` are always shown).
+
+    Returns:
+        A ``str``: the tokens separated by single spaces, each ``##`` continuation appended to the piece before it.
+
+    Raises:
+        IndexError: an id >= ``len(vocabulary)`` (a negative id is not rejected: it indexes from the end).
     """
     words: list[str] = []
     for i in ids:

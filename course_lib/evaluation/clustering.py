@@ -52,8 +52,15 @@ def clustering_scores(y_true, y_pred) -> dict[str, float]:
     Ghosh, JMLR 2002). ARI: adjusted Rand index (Hubert & Arabie, Journal of Classification, 1985).
     ACC: :func:`cluster_accuracy`.
 
+    Args:
+        y_true: int array ``(n,)`` of class labels.
+        y_pred: int array ``(n,)`` of cluster ids (arbitrary numbering).
+
     Returns:
         ``{"nmi": ..., "ari": ..., "acc": ...}``, floats (NMI and ACC in [0, 1], ARI in [-0.5, 1]).
+
+    Raises:
+        ValueError: arrays that are not 1-D, of different lengths, or empty.
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 

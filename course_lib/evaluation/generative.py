@@ -197,7 +197,21 @@ class FrechetEvaluator:
 
     @classmethod
     def from_classifier(cls, classifier, reference_images, batch_size: int = 512) -> "FrechetEvaluator":
-        """Build an evaluator from a trained classifier and reference images ``(n, h, w, c)`` in [0, 1]."""
+        """Build an evaluator from a trained classifier and reference images ``(n, h, w, c)`` in [0, 1].
+
+        Args:
+            classifier: a trained :func:`course_lib.models.classifier.build_classifier` model (it must have a
+                layer named ``"features"``), mapping float32 images to class probabilities ``(n, K)``.
+            reference_images: float images ``(n, h, w, c)`` in [0, 1], ``n >= 2`` (usually the test split).
+            batch_size: images per forward pass.
+
+        Returns:
+            The evaluator, with the float64 Gaussian statistics ``(d,)`` and ``(d, d)`` of the reference features.
+
+        Raises:
+            ValueError: ``classifier`` has no ``"features"`` layer, or the reference features have fewer than
+                2 rows or non-finite values (see :func:`gaussian_stats`).
+        """
         from course_lib.models.classifier import feature_extractor
 
         features = feature_extractor(classifier)
@@ -219,7 +233,18 @@ class FrechetEvaluator:
 
     def distance(self, images) -> float:
         """Fréchet distance (squared 2-Wasserstein, :func:`frechet_distance`) between ``images``' features and the
-        reference features; biased upwards for few images, so compare only equal sample sizes."""
+        reference features; biased upwards for few images, so compare only equal sample sizes.
+
+        Args:
+            images: float images ``(n, h, w, c)`` in [0, 1] (not checked here; :meth:`score` checks), ``n >= 2``.
+
+        Returns:
+            :math:`W_2^2` as a Python float >= 0, in squared feature units.
+
+        Raises:
+            ValueError: fewer than 2 images, non-finite features, or a covariance product whose square root
+                has a large imaginary part (see :func:`gaussian_stats`, :func:`frechet_distance`).
+        """
         return frechet_distance(*gaussian_stats(self.embed(images)), self.reference_mu, self.reference_sigma)
 
     def score(self, images) -> dict[str, float]:

@@ -38,6 +38,11 @@ def linear_probe_predict(train_features, train_labels, test_features, C: float =
 
     Returns:
         int array ``(n_test,)`` of predicted labels.
+
+    Raises:
+        ValueError: features with fewer than 2 dimensions or labels that are not 1-D; from scikit-learn,
+            features and labels of different lengths, a ``d`` that differs between train and test, or a
+            single class among ``train_labels``.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -52,8 +57,19 @@ def linear_probe(train_features, train_labels, test_features, test_labels, C: fl
                  max_iter: int = 2000) -> float:
     """Test accuracy of :func:`linear_probe_predict` (standardised logistic regression on frozen features).
 
+    Args:
+        train_features: array ``(n_train, ...)``, flattened to float32 ``(n_train, d)``.
+        train_labels: int array ``(n_train,)``.
+        test_features: array ``(n_test, ...)`` with the same ``d``.
+        test_labels: int array ``(n_test,)``.
+        C: inverse L2 regularisation strength (> 0).
+        max_iter: iteration cap of the solver.
+
     Returns:
         Accuracy in [0, 1] on the test features.
+
+    Raises:
+        ValueError: as :func:`linear_probe_predict`, or ``test_labels`` not 1-D.
     """
     predictions = linear_probe_predict(train_features, train_labels, test_features, C=C, max_iter=max_iter)
     return float(np.mean(predictions == labels_1d("test_labels", test_labels)))
@@ -74,6 +90,11 @@ def knn_probe_predict(train_features, train_labels, test_features, k: int = 5) -
 
     Returns:
         int array ``(n_test,)`` of predicted labels.
+
+    Raises:
+        ValueError: features with fewer than 2 dimensions or labels that are not 1-D; from scikit-learn,
+            features and labels of different lengths, a ``d`` that differs between train and test, or
+            ``k`` < 1.
     """
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -86,8 +107,18 @@ def knn_probe_predict(train_features, train_labels, test_features, k: int = 5) -
 def knn_probe(train_features, train_labels, test_features, test_labels, k: int = 5) -> float:
     """Test accuracy of :func:`knn_probe_predict`.
 
+    Args:
+        train_features: array ``(n_train, ...)``, flattened to float32 ``(n_train, d)``.
+        train_labels: int array ``(n_train,)``.
+        test_features: array ``(n_test, ...)`` with the same ``d``.
+        test_labels: int array ``(n_test,)``.
+        k: neighbours (capped at ``n_train``).
+
     Returns:
         Accuracy in [0, 1] on the test features.
+
+    Raises:
+        ValueError: as :func:`knn_probe_predict`, or ``test_labels`` not 1-D.
     """
     predictions = knn_probe_predict(train_features, train_labels, test_features, k=k)
     return float(np.mean(predictions == labels_1d("test_labels", test_labels)))
@@ -115,6 +146,12 @@ def probe_label_efficiency(train_features, y_train, test_features, y_test, budge
     Returns:
         ``{"linear": LabelEfficiencyResult, "knn": LabelEfficiencyResult}`` (the requested probes; see
         :class:`course_lib.evaluation.label_efficiency.LabelEfficiencyResult`).
+
+    Raises:
+        ValueError: labels that are not 1-D, features with fewer than 2 dimensions, ``n_draws`` < 1, a budget
+            larger than the smallest class (see :func:`~course_lib.evaluation.label_efficiency.label_efficiency_curve`),
+            or a probe's own ValueError (see :func:`linear_probe_predict`, :func:`knn_probe_predict`).
+        KeyError: a name in ``probes`` other than ``"linear"`` and ``"knn"``.
     """
     from threadpoolctl import threadpool_limits
 

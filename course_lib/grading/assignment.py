@@ -60,6 +60,7 @@ class Assignment:
 
     @property
     def max_points(self) -> float:
+        """The sum of the autograded exercises' points (hand-graded ``manual_cells`` not included)."""
         return float(sum(e.points for e in self.exercises))
 
 

@@ -251,7 +251,18 @@ def _progress_line(done: int, total: int, subs: list[Submission], result: Submis
 
 
 def run_cli(args) -> int:
-    """``course grade``: the implementation behind the CLI (returns the exit status)."""
+    """``course grade``: the implementation behind the CLI.
+
+    Args:
+        args: the parsed ``course grade`` options (an :class:`argparse.Namespace`).
+
+    Returns:
+        The exit status: 1 when a submission ended in a grader error (retried on a re-run), else 0.
+
+    Raises:
+        GradingError: a setup problem (see :func:`grade_batch`), including ``--workers`` below 1.
+        KeyboardInterrupt: the run was interrupted; results already recorded are kept.
+    """
     options = GradeOptions(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout, workers=args.workers,
                            memory_mb=args.memory_mb, max_output_kb=args.max_output_kb, force=args.force,
                            sandbox=not args.no_sandbox, scratch_mb=args.scratch_mb)

@@ -39,6 +39,15 @@ class Gradebook:
     submission finishes; ``gradebook.csv`` and ``gradebook.json`` are rewritten from it atomically
     after every submission. The grader keeps its own copy of the journal and restores the file if
     anything else wrote to it during the run.
+
+    Args:
+        out: the output folder (created if missing).
+        assignment: the day being graded; journal lines recorded for another version of its solution
+            (another ``sha256``) are not loaded, and unreadable lines are counted in ``ignored_lines``.
+
+    Raises:
+        GradingError: ``out`` holds the ``gradebook.json`` of another day.
+        OSError: the folder cannot be created, or the journal cannot be read or rewritten.
     """
 
     def __init__(self, out: Path, assignment: Assignment):
@@ -105,6 +114,11 @@ class Gradebook:
             self.write(submissions)
 
     def rows(self, submissions: list[Submission]) -> list[dict]:
+        """The gradebook rows of ``submissions``: one dict per (submission, exercise), keys :data:`CSV_COLUMNS`.
+
+        Submissions without a recorded result are left out. Points are written with :func:`num`; a
+        notebook that is not named like the solution gets a note saying so.
+        """
         rows = []
         for sub in submissions:
             result = self.records.get(sub.sha256)
@@ -148,6 +162,7 @@ class Gradebook:
         atomic_write(self.out / GRADEBOOK_JSON, json.dumps(document, indent=1) + "\n")
 
     def finish(self, submissions: list[Submission]) -> None:
+        """End of a run: restore ``journal.jsonl`` if something else changed it, then rewrite the gradebook files."""
         with self.lock:
             self._check_journal()
             self.write(submissions)

@@ -304,10 +304,12 @@ class Kernel:
 
     @property
     def process(self):
+        """The launched :class:`subprocess.Popen` (bwrap's process in the sandbox), or None before it started."""
         provisioner = getattr(self.km, "provisioner", None)
         return getattr(provisioner, "process", None)
 
     def alive(self) -> bool:
+        """Whether the kernel's process was started and has not exited."""
         process = self.process
         return process is not None and process.poll() is None
 

@@ -70,6 +70,7 @@ class FailureKind(Enum):
 
     @property
     def status(self) -> Status:
+        """The exercise status this failure gives: ``Status.CRASHED`` for a crash, else ``Status.TIMEOUT``."""
         return Status.CRASHED if self is FailureKind.CRASHED else Status.TIMEOUT
 
 
@@ -169,10 +170,12 @@ class SubmissionResult:
 
     @property
     def total(self) -> float:
+        """Points earned, summed over the exercises."""
         return float(sum(e.points for e in self.exercises))
 
     @property
     def max_total(self) -> float:
+        """Points available, summed over the exercises."""
         return float(sum(e.max_points for e in self.exercises))
 
     def to_json(self) -> dict:

@@ -191,7 +191,13 @@ class Runner:
                 return True
 
     def run(self) -> None:
-        """Run every step (see the module docstring); the kernel is closed afterwards."""
+        """Run every step (see the module docstring); the kernel is closed afterwards.
+
+        Raises:
+            Cancelled: ``cancel`` was set (before a step, during one, or before a kernel start).
+            RuntimeError: a kernel (or its sandbox) did not start, the boot step failed or killed the
+                kernel, or the boot step failed again when the kernel was restarted for a replay.
+        """
         self._start()
         try:
             index = 0

@@ -29,6 +29,7 @@ class Submission:
 
     @property
     def submission_id(self) -> str:
+        """The first 12 hex digits of ``sha256``: the gradebook's ``submission_id`` column."""
         return self.sha256[:12]
 
 

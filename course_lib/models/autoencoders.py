@@ -153,7 +153,15 @@ class DenoisingAutoencoder(Autoencoder):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def corrupt(self, inputs):
-        """A corrupted copy of ``inputs`` (a backend tensor, same shape), drawn with the model's seed generator."""
+        """A corrupted copy of ``inputs`` (a backend tensor, same shape), drawn with the model's seed generator.
+
+        Args:
+            inputs: images ``(batch, h, w, c)`` in [0, 1] (array or tensor), cast to the model's compute dtype.
+
+        Returns:
+            A tensor of ``inputs``' shape in the compute dtype (float32 by default): Gaussian noise clipped to
+            [0, 1], or pixels set to 0 with probability ``noise_level`` (masking), or ``noise_fn``'s result.
+        """
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         if self.noise_fn is not None:
             return self.noise_fn(inputs, self.noise_level, self.seed_generator)
@@ -181,8 +189,18 @@ def build_dense_encoder(input_shape, latent_dim: int, hidden: Sequence[int] = (1
 
     The last layer (named ``"code"``) is linear, so codes are unbounded real vectors.
 
+    Args:
+        input_shape: ``(height, width, channels)`` of one image.
+        latent_dim: size of the code (>= 1).
+        hidden: widths of the hidden layers.
+        activation: activation of the hidden layers (None: linear).
+        name: model name.
+
     Returns:
-        ``keras.Model`` mapping float32 ``(batch, *input_shape)`` to ``(batch, latent_dim)``.
+        ``keras.Model`` mapping float32 ``(batch, *input_shape)`` to float32 ``(batch, latent_dim)``.
+
+    Raises:
+        ValueError: ``input_shape`` is not three positive sizes, or ``latent_dim`` is not a positive integer.
     """
     input_shape, latent_dim = _check_shape(input_shape), _check_latent(latent_dim)
     inputs = keras.Input(shape=input_shape, name="image")
@@ -197,9 +215,20 @@ def build_dense_decoder(latent_dim: int, output_shape, hidden: Sequence[int] = (
                         output_activation: str | None = "sigmoid", name: str = "decoder") -> keras.Model:
     """Functional decoder ``Dense(h) for h in reversed(hidden) -> Dense(h*w*c, output_activation) -> Reshape``.
 
+    Args:
+        latent_dim: size of the code (>= 1).
+        output_shape: ``(height, width, channels)`` of one image.
+        hidden: widths of the encoder's hidden layers (used here in reverse order).
+        activation: activation of the hidden layers (None: linear).
+        output_activation: activation of the pixel layer (``"sigmoid"``; None: linear).
+        name: model name.
+
     Returns:
-        ``keras.Model`` mapping float32 ``(batch, latent_dim)`` to ``(batch, *output_shape)``
+        ``keras.Model`` mapping float32 ``(batch, latent_dim)`` to float32 ``(batch, *output_shape)``
         (values in (0, 1) with the default sigmoid output).
+
+    Raises:
+        ValueError: ``output_shape`` is not three positive sizes, or ``latent_dim`` is not a positive integer.
     """
     output_shape, latent_dim = _check_shape(output_shape), _check_latent(latent_dim)
     codes = keras.Input(shape=(latent_dim,), name="code")
@@ -244,7 +273,22 @@ def build_dense_autoencoder(input_shape, latent_dim: int, hidden: Sequence[int] 
 
 
 def build_linear_autoencoder(input_shape, latent_dim: int, name: str = "linear_autoencoder") -> Autoencoder:
-    """:func:`build_dense_autoencoder` with no hidden layer and no nonlinearity: ``x -> W2 (W1 x + b1) + b2``."""
+    """:func:`build_dense_autoencoder` with no hidden layer and no nonlinearity: ``x -> W2 (W1 x + b1) + b2``.
+
+    Its optimum under the squared error spans the principal subspace (Baldi & Hornik, Neural Networks, 1989).
+
+    Args:
+        input_shape: ``(height, width, channels)`` of one image.
+        latent_dim: size of the code (>= 1).
+        name: model name.
+
+    Returns:
+        An uncompiled :class:`Autoencoder` mapping float32 ``(batch, *input_shape)`` to unbounded float32
+        reconstructions of the same shape, through ``(batch, latent_dim)`` codes.
+
+    Raises:
+        ValueError: ``input_shape`` is not three positive sizes, or ``latent_dim`` is not a positive integer.
+    """
     return build_dense_autoencoder(input_shape, latent_dim, hidden=(), activation=None, output_activation=None,
                                    name=name)
 

@@ -87,6 +87,7 @@ class SelfSupervisedModel(SubmodelConfig, keras.Model):
 
     @property
     def metrics(self):
+        """The ``keras.metrics.Mean`` trackers, one per name in ``METRICS`` (Keras resets them every epoch)."""
         return list(self.trackers)
 
     def track(self, **values) -> None:
@@ -104,10 +105,21 @@ class SelfSupervisedModel(SubmodelConfig, keras.Model):
         return self.encoder(images, training=False)
 
     def two_views(self, images):
-        """Two independent augmented views of every image: the augmenter called twice with ``training=True``."""
+        """Two independent augmented views of every image: the augmenter called twice with ``training=True``.
+
+        Args:
+            images: float tensor ``(batch, h, w, c)``, values in [0, 1].
+
+        Returns:
+            ``(view1, view2)``: float tensors of ``images``' shape; row ``i`` of both comes from image ``i``.
+
+        Raises:
+            TypeError: the model has no augmenter (``augmenter=None``).
+        """
         return self.augmenter(images, training=True), self.augmenter(images, training=True)
 
     def compile(self, *args, **kwargs):
+        """``keras.Model.compile``, then build the optimizer's variables for the trainable variables."""
         # Build the optimizer's variables now: created lazily inside the first traced training step, they
         # would make TensorFlow trace the whole step twice, doubling the start-up time.
         super().compile(*args, **kwargs)
@@ -115,6 +127,7 @@ class SelfSupervisedModel(SubmodelConfig, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
+        """Re-compile from a saved compile config (``keras.models.load_model`` calls it)."""
         # Loading a saved model re-compiles it with the saved optimizer (its state is restored afterwards).
         self.compile(**keras.saving.deserialize_keras_object(config))
 

@@ -264,6 +264,9 @@ def compile_mlm(model: MiniBert, learning_rate: float = 1e-3, total_steps: int |
                 warmup_steps: int = 0, weight_decay: float = 0.01, loss_fn=None) -> MiniBert:
     """Compile for masked-LM training: AdamW, the masked-LM loss, weighted top-1 / top-5 accuracy.
 
+    AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight Decay Regularization",
+    ICLR 2019), here with gradients clipped to a global norm of 1.
+
     The loss is ``loss_fn(labels, logits, weights)`` (default :func:`course_lib.losses.masked_lm_loss`),
     called by :meth:`MiniBert.compute_loss` with the ``mask_ids`` as labels and the ``mask_weights`` as
     weights: the mean negative log-likelihood (nats) over the real predictions only, so ``exp(loss)`` is the
@@ -329,6 +332,10 @@ class MaskedLMRuns:
 
     Attributes:
         model: the :class:`MiniBert` that every run trains (the result of the last :meth:`train`).
+
+    Raises:
+        ValueError: ``steps`` < 1, :class:`MiniBert` sizes it rejects, or ``train_counts`` without ``V``
+            entries (see :meth:`MiniBert.init_unigram_bias`).
     """
 
     def __init__(self, vocabulary_size: int, sequence_length: int, size: dict | None = None, steps: int = 100,
@@ -363,6 +370,11 @@ class MaskedLMRuns:
 
         Returns:
             :attr:`model`, trained. The next call trains the same object again: evaluate it first.
+
+        Raises:
+            ValueError: ``token_ids`` is not a non-empty 2-D array or holds fewer than ``batch_size`` sequences
+                (see :class:`~course_lib.data.masking.MaskedLMBatches`), or, with ``loss_positions="all"``, a row
+                with more real tokens than ``max_selections``.
         """
         from course_lib.data.masking import MaskedLMBatches
         from course_lib.training import restore_optimizer
@@ -396,8 +408,22 @@ def mask_rate_experiment(runs: MaskedLMRuns, rates, train_ids, valid_ids, mask_f
     standard test (15 % of the validation tokens replaced by ``[MASK]``), so only the training rate differs. Wettig, Gao, Zhong & Chen ("Should
     You Mask 15% in Masked Language Modeling?", EACL 2023) ran this comparison at scale.
 
+    Args:
+        runs: the :class:`MaskedLMRuns` that trains every run (its ``model`` is retrained for each rate).
+        rates: training selection rates, each in [0, 1]; above the ``max_selection_rate`` ``runs`` was built
+            for, the selections are capped at ``runs.max_selections`` per row.
+        train_ids: int ``(n, L)`` training sequences (at least ``runs.batch_size`` of them).
+        valid_ids: int ``(m, L)`` validation sequences.
+        mask_fn: masking function for training (default :func:`course_lib.data.masking.mask_tokens`).
+        n_draws: mask draws of the evaluation.
+        seed: base seed of the evaluation's draws.
+
     Returns:
-        ``{rate: {"top1": float, "top5": float, "perplexity": float}}`` in the order of ``rates``.
+        ``{rate: {"top1": float, "top5": float, "perplexity": float}}`` in the order of ``rates``: top-1 and
+        top-5 accuracy in [0, 1] and the masked-token perplexity (``exp`` of the mean nats per token).
+
+    Raises:
+        ValueError: as :meth:`MaskedLMRuns.train`.
     """
     from course_lib.evaluation import language_model  # imported here: that module imports this one
 
@@ -421,6 +447,17 @@ def predict_fixed_batch(model, inputs, batch_size: int) -> np.ndarray:
     function for every batch (a model called directly runs op by op, and every new shape compiles again).
     On TensorFlow and PyTorch the model is called directly: for the few batches of an evaluation that is
     cheaper than tracing a prediction function.
+
+    Args:
+        model: a ``keras.Model``, e.g. a :class:`MiniBert` (inputs ``{"token_ids": int32 (n, L),
+            "mask_positions": int32 (n, P)}``).
+        inputs: an array ``(n, ...)`` or a dict of arrays with ``n`` rows each, ``n <= batch_size`` (on JAX a
+            larger ``n`` runs unpadded, compiling a function for that shape).
+        batch_size: the fixed row count of the compiled function (JAX).
+
+    Returns:
+        The model's output for the ``n`` rows as a NumPy array, e.g. float32 logits ``(n, P, V)`` for a
+        :class:`MiniBert`.
     """
     if keras.backend.backend() != "jax":
         return keras.ops.convert_to_numpy(model(inputs, training=False))

@@ -11,8 +11,12 @@ the loop that turns the k-means exercises into a clustering algorithm.
   IEEE Transactions on Information Theory, 1982): assignment, then update.
 - :func:`kmeans`: seeding, Lloyd iterations until the centers stop moving, restarts; the best run by inertia.
 - :func:`pca_svd`, :func:`pca_reconstruct`: principal component analysis by the singular value decomposition
-  of the centered data (Pearson, 1901; Hotelling, 1933; Eckart & Young, Psychometrika 1936), and the
-  reconstruction from the top components.
+  of the centered data, and the reconstruction from the top components. PCA: Pearson, "On Lines and Planes of
+  Closest Fit to Systems of Points in Space", Philosophical Magazine, 1901 (the best-fitting subspace);
+  Hotelling, "Analysis of a Complex of Statistical Variables into Principal Components", Journal of
+  Educational Psychology, 1933 (the directions of largest variance); the truncated SVD as the best
+  low-rank approximation: Eckart & Young, "The Approximation of One Matrix by Another of Lower Rank",
+  Psychometrika, 1936.
 - :func:`components_for_variance`: the smallest number of components that explain a given fraction of the
   variance.
 
@@ -129,6 +133,11 @@ def inertia(X, centers, labels) -> float:
 
     Returns:
         The within-cluster sum of squares (float, in squared units of ``X``).
+
+    Raises:
+        ValueError: ``X`` or ``centers`` not a non-empty 2-D array, or shapes that do not broadcast (different
+            numbers of features, or of labels and samples).
+        IndexError: a label outside ``[0, k)``, or labels that are not integers.
     """
     X, centers = _matrix("X", X), _matrix("centers", centers)
     return float(((X - centers[np.asarray(labels)]) ** 2).sum())
@@ -220,6 +229,10 @@ def pca_reconstruct(X, components, mean) -> np.ndarray:
 
     Returns:
         float64 array ``(n_samples, n_features)``.
+
+    Raises:
+        ValueError: ``X`` or ``components`` not a non-empty 2-D array, or numbers of features that differ
+            between ``X``, ``components`` and ``mean``.
     """
     X, components = _matrix("X", X), _matrix("components", components)
     mean = np.asarray(mean, dtype=np.float64)

@@ -127,7 +127,12 @@ def train_classifier(x_train, y_train, input_shape=None, n_classes: int | None =
         **kwargs: passed to :func:`build_classifier`.
 
     Returns:
-        The trained model.
+        The trained model (compiled, mapping float32 ``(batch, *input_shape)`` to probabilities
+        ``(batch, n_classes)``).
+
+    Raises:
+        ValueError: ``n_classes`` < 2 (as given, or ``max(y_train) + 1``), or another invalid argument of
+            :func:`build_classifier`.
     """
     import numpy as np
 

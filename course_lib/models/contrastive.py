@@ -263,7 +263,15 @@ class MoCo(SelfSupervisedModel):
                                                  initializer="zeros")
 
     def update_key_network(self, momentum) -> None:
-        """Move the key network towards the query network (:func:`momentum_update`, in place)."""
+        """Move the key network towards the query network (:func:`momentum_update`, in place).
+
+        Args:
+            momentum: :math:`m \\in [0, 1]`, a Python number or a scalar tensor.
+
+        Raises:
+            ValueError: a Python ``momentum`` outside [0, 1], or key and query networks with different numbers
+                of weights (see :func:`momentum_update`).
+        """
         momentum_update(self.key_encoder.weights, self.encoder.weights, momentum)
         momentum_update(self.key_head.weights, self.projection_head.weights, momentum)
 

@@ -155,8 +155,22 @@ def build_projection_head(input_dim: int = 128, hidden_dim: int = 128, output_di
 def build_predictor(dim: int = 64, hidden_dim: int = 32, name: str = "predictor") -> keras.Model:
     """SimSiam / BYOL predictor :math:`h`: a bottleneck MLP ``Dense(hidden_dim) -> BN -> ReLU -> Dense(dim)``.
 
+    The online branch's extra MLP that maps one view's projection to a prediction of the other view's
+    (stop-gradient or momentum-target) projection; in both papers' ablations, removing it makes the
+    representation collapse. BYOL: Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised
+    Learning", NeurIPS 2020 (an MLP with a wide hidden layer); SimSiam: Chen & He, "Exploring Simple Siamese
+    Representation Learning", CVPR 2021 (a bottleneck, hidden width a quarter of ``dim``, no BN on the output).
+
+    Args:
+        dim: width of the input projection and of the prediction.
+        hidden_dim: width of the hidden layer (half of ``dim`` with the defaults: a bottleneck).
+        name: model name.
+
     Returns:
         A ``keras.Model`` mapping float32 ``(batch, dim)`` to float32 ``(batch, dim)``.
+
+    Raises:
+        ValueError: ``dim`` or ``hidden_dim`` not a positive integer (raised by Keras' ``Dense``).
     """
     inputs = keras.Input(shape=(int(dim),), name="projection")
     x = layers.Dense(hidden_dim, use_bias=False, name="hidden")(inputs)

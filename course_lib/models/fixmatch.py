@@ -43,16 +43,25 @@ def build_fixmatch_augmenters(image_shape, seed: int = 0, weak: dict | None = No
 
     Weak: a random shift of at most one pixel of an 8x8 image (12.5 % of the side), nothing else — the paper's
     flip-and-translate minus the flip (a mirrored digit is another symbol). Strong: larger shifts, rotation,
-    zoom, pixel noise and erasing a patch (:data:`STRONG_AUGMENT`), in the spirit of the paper's
-    RandAugment + Cutout.
+    zoom, pixel noise and erasing a patch (:data:`STRONG_AUGMENT`), in the spirit of the paper's strong
+    augmentation, RandAugment (Cubuk, Zoph, Shlens & Le, "RandAugment: Practical Automated Data Augmentation
+    with a Reduced Search Space", CVPR Workshops 2020) followed by Cutout (DeVries & Taylor, "Improved
+    Regularization of Convolutional Neural Networks with Cutout", arXiv:1708.04552, 2017). Neither is
+    implemented as such: RandAugment's photometric operations mean little for grayscale digits.
 
     Args:
         image_shape: ``(height, width, channels)``.
         seed: base seed (the strong pipeline uses ``seed + 10``).
-        weak, strong: strengths overriding :data:`WEAK_AUGMENT` / :data:`STRONG_AUGMENT`.
+        weak, strong: strengths overriding :data:`WEAK_AUGMENT` / :data:`STRONG_AUGMENT` (keys of
+            :func:`course_lib.data.augment.build_augmenter`).
 
     Returns:
-        ``(weak, strong)``: two ``keras.Sequential`` pipelines, active with ``training=True``.
+        ``(weak, strong)``: two ``keras.Sequential`` pipelines mapping float32 ``(batch, *image_shape)`` in
+        [0, 1] to the same shape, active with ``training=True``.
+
+    Raises:
+        ValueError: a negative strength or an ``erase`` > 1 (from :func:`~course_lib.data.augment.build_augmenter`).
+        TypeError: a key of ``weak`` or ``strong`` that ``build_augmenter`` does not take.
     """
     from course_lib.data.augment import build_augmenter
 
@@ -92,7 +101,8 @@ class FixMatch(SubmodelConfig, keras.Model):
             FixMatch loss train the model. Not serialised: a reloaded model uses the default.
 
     Raises:
-        ValueError: ``threshold`` outside [0, 1] or ``lambda_u`` < 0.
+        ValueError: ``threshold`` outside [0, 1] or ``lambda_u`` < 0 (at construction); in training,
+            :meth:`compute_loss` raises it when ``x`` is not ``(x_labeled, x_unlabeled)``.
     """
 
     SUBMODELS = ("classifier", "weak_augmenter", "strong_augmenter")
@@ -120,6 +130,7 @@ class FixMatch(SubmodelConfig, keras.Model):
 
     @property
     def metrics(self):
+        """The trackers of ``loss``, ``supervised_loss``, ``unlabeled_loss`` and ``mask_rate`` (reset every epoch)."""
         return [self.loss_tracker, self.supervised_tracker, self.unlabeled_tracker, self.mask_tracker]
 
     def call(self, inputs, training=False):
@@ -136,6 +147,25 @@ class FixMatch(SubmodelConfig, keras.Model):
                 "strong": probs[n_labeled + n_unlabeled:]}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The FixMatch loss of one batch (``loss_fn``, by default :func:`course_lib.losses.fixmatch_loss`).
+
+        Updates the four metric trackers with the loss terms.
+
+        Args:
+            x: the batch's inputs ``(x_labeled, x_unlabeled)`` (not read: ``y_pred`` holds their outputs).
+            y: int labels ``(B,)`` of the labeled images.
+            y_pred: ``call((x_labeled, x_unlabeled))``'s dict of probabilities: ``"labeled"`` ``(B, K)``,
+                ``"weak"`` and ``"strong"`` ``(mu B, K)``.
+            sample_weight: ignored.
+            training: ignored.
+
+        Returns:
+            Scalar float tensor: :math:`\\ell_s + \\lambda_u \\ell_u`.
+
+        Raises:
+            ValueError: ``x`` was a plain image tensor, not ``(x_labeled, x_unlabeled)`` (``y_pred`` is then
+                not a dict).
+        """
         if not isinstance(y_pred, dict):
             raise ValueError("FixMatch trains on x = (x_labeled, x_unlabeled) (see fixmatch_batches), "
                              "not on images alone")
@@ -362,7 +392,20 @@ class FixMatchTrainer:
         training.restore_optimizer(self.model.optimizer, self._optimizer_state)
 
     def fit(self, x_labeled, y_labeled, seed: int | None = None):
-        """Train on one labeled set from the draw's initial weights; returns the trained :class:`FixMatch` model."""
+        """Train on one labeled set from the draw's initial weights; returns the trained :class:`FixMatch` model.
+
+        Args:
+            x_labeled: float ``(n_labeled, h, w, c)`` labeled images.
+            y_labeled: int labels ``(n_labeled,)``.
+            seed: seed of the draw's weights, batches and augmentations (default ``seed + draws``).
+
+        Returns:
+            :attr:`model`, trained; :attr:`history` holds its metrics, one value per epoch.
+
+        Raises:
+            ValueError: an empty or mismatched labeled set (see :func:`fixmatch_batches`), or (with
+                ``rebuild=True``) a ``build_classifier()`` whose weights do not match the first model's.
+        """
         seed = self.seed + self.draws if seed is None else seed
         self.draws += 1
         self.reset(seed)
@@ -389,7 +432,7 @@ class FixMatchTrainer:
         return training.predict_batched(self.model.classifier, x)
 
     def predict(self, x) -> np.ndarray:
-        """Predicted labels ``(n,)`` of images ``x``."""
+        """Predicted labels, int64 ``(n,)``, of float images ``x`` ``(n, h, w, c)``."""
         return self.predict_proba(x).argmax(axis=1)
 
     def fit_predict(self, x_labeled, y_labeled, x_test) -> np.ndarray:

@@ -371,6 +371,7 @@ class DCGAN(SubmodelConfig, keras.Model):
 
     @property
     def metrics(self):
+        """The trackers of ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake`` (reset every epoch)."""
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
     def sample_noise(self, n):
@@ -411,10 +412,12 @@ class DCGAN(SubmodelConfig, keras.Model):
     _NOISE_STATE_KEY = "noise_seed_state"
 
     def save_own_variables(self, store):
+        """Save the model's own variables, plus the noise ``SeedGenerator``'s state (an integer ``(2,)`` array)."""
         super().save_own_variables(store)
         store[self._NOISE_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state.value)
 
     def load_own_variables(self, store):
+        """Restore what :meth:`save_own_variables` stored (without a stored noise state, the current one is kept)."""
         own = self._trainable_variables + self._non_trainable_variables
         for i, variable in enumerate(own):
             variable.assign(store[f"{i}"])
@@ -422,12 +425,14 @@ class DCGAN(SubmodelConfig, keras.Model):
             self.seed_generator.state.assign(np.asarray(store[self._NOISE_STATE_KEY]))
 
     def get_compile_config(self):
+        """The two serialized optimizers, ``{"d_optimizer", "g_optimizer"}``, or ``{}`` when not compiled."""
         if not self.compiled:
             return {}
         return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
                 "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
 
     def compile_from_config(self, config):
+        """Re-compile with the two optimizers of :meth:`get_compile_config` (``keras.models.load_model`` calls it)."""
         self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
                      g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
 
@@ -499,10 +504,12 @@ class SampleGrid(keras.callbacks.Callback):
             self.scores[epoch] = dict(self.score_fn(generate_images(generator, self.n_score, seed=self.seed + 1)))
 
     def on_train_begin(self, logs=None):
+        """Store the untrained generator's grid (and score) as epoch 0, unless already stored."""
         if 0 not in self.grids:
             self._record(0)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Store the grid (and score) as epoch ``epoch + 1`` every ``every`` epochs and after the last one."""
         last = self.params.get("epochs") if self.params else None
         if (epoch + 1) % self.every == 0 or epoch + 1 == last:
             self._record(epoch + 1)

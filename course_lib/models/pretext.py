@@ -45,11 +45,14 @@ def rotation_batch(images):
     """All four rotations of a batch and their labels (the pretext task's "free" labels).
 
     Args:
-        images: tensor ``(N, size, size, channels)``.
+        images: float tensor ``(N, size, size, channels)``.
 
     Returns:
-        ``(rotated, labels)``: tensor ``(4N, size, size, channels)`` (the N images rotated by 0 degrees,
-        then by 90, 180 and 270) and int32 ``(4N,)`` labels ``[0]*N + [1]*N + [2]*N + [3]*N``.
+        ``(rotated, labels)``: tensor ``(4N, size, size, channels)`` of ``images``' dtype (the N images rotated
+        by 0 degrees, then by 90, 180 and 270) and int32 ``(4N,)`` labels ``[0]*N + [1]*N + [2]*N + [3]*N``.
+
+    Raises:
+        ValueError: non-square images (see :func:`rotate90`).
     """
     n = ops.shape(images)[0]
     rotated = ops.concatenate([rotate90(images, k) for k in range(N_ROTATIONS)], axis=0)

@@ -66,7 +66,14 @@ class SelfTrainingResult:
     pseudo_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def predict(self, x) -> np.ndarray:
-        """Labels predicted by the final classifier for ``x`` (flattened to ``(n, d)``)."""
+        """Labels predicted by the final classifier for ``x`` (flattened to ``(n, d)``).
+
+        Args:
+            x: array ``(n, ...)`` with the ``d`` features of the training inputs once flattened (cast to float32).
+
+        Returns:
+            Array ``(n,)`` of labels, with the dtype of the estimator's ``classes_`` (int64 for int64 labels).
+        """
         return np.asarray(self.estimator.predict(_flat(x)))
 
 

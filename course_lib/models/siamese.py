@@ -148,12 +148,31 @@ class BYOL(SelfSupervisedModel):
         return cosine_momentum(self.step_counter, self.total_steps, self.momentum)
 
     def update_target(self, momentum) -> None:
-        """Move the target network towards the online network (:func:`contrastive.momentum_update`)."""
+        """Move the target network towards the online network (:func:`contrastive.momentum_update`).
+
+        Args:
+            momentum: :math:`\\tau \\in [0, 1]`, a Python number or a scalar tensor (e.g. :meth:`current_momentum`).
+
+        Raises:
+            ValueError: a Python ``momentum`` outside [0, 1], or target and online networks with different
+                numbers of weights (see :func:`~course_lib.models.contrastive.momentum_update`).
+        """
         momentum_update(self.target_encoder.weights, self.encoder.weights, momentum)
         momentum_update(self.target_head.weights, self.projection_head.weights, momentum)
 
     def objective(self, p1, p2, z1, z2):
-        """BYOL's loss between online predictions and target projections (:func:`course_lib.losses.byol_loss`)."""
+        """BYOL's loss between online predictions and target projections (:func:`course_lib.losses.byol_loss`).
+
+        Args:
+            p1, p2: online predictions for view 1 and view 2, float ``(N, d)``.
+            z1, z2: target projections for view 1 and view 2, float ``(N, d)`` (no gradient flows into them).
+
+        Returns:
+            Scalar float tensor in [0, 4].
+
+        Raises:
+            ValueError: ``p1`` and ``z2``, or ``p2`` and ``z1``, are not 2-D or differ in shape.
+        """
         return losses.byol_loss(p1, p2, z1, z2)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

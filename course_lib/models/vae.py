@@ -216,6 +216,12 @@ class VAE(SubmodelConfig, keras.Model):
             n: number of images (>= 1).
             seed: an int draws the codes with ``keras.random.normal(seed=seed)`` (same seed, same images);
                 None uses the model's own seed generator (a new draw at every call).
+
+        Returns:
+            float32 array ``(n, h, w, c)`` of pixel probabilities in (0, 1).
+
+        Raises:
+            ValueError: ``n`` is not a positive integer.
         """
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -278,10 +284,12 @@ class KLWarmup(keras.callbacks.Callback):
         return float(beta) * min(1.0, (int(epoch) + 1) / self.epochs)
 
     def on_train_begin(self, logs=None):
+        """Check that the model has a ``kl_weight`` variable and a ``beta`` (raises ``TypeError`` otherwise)."""
         if not hasattr(self.model, "kl_weight") or not hasattr(self.model, "beta"):
             raise TypeError(f"KLWarmup needs a model with kl_weight and beta (a VAE), got {type(self.model).__name__}")
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Set the model's ``kl_weight`` to ``weight(epoch, model.beta)`` for the epoch that starts."""
         self.model.kl_weight.assign(self.weight(epoch, self.model.beta))
 
 
@@ -491,6 +499,10 @@ def elbo_surgery(z_mean, z_log_var, n_samples: int = 2, seed: int = 0) -> dict[s
         ``{"average_kl", "mutual_information", "marginal_kl", "log_n"}`` in nats: the closed-form average KL
         term, the estimates of :math:`I_q(x; z)` and :math:`\\mathrm{KL}(q(z) \\| p(z))` (they add up to the
         Monte-Carlo estimate of the average KL), and :math:`\\log N`, the largest possible mutual information.
+
+    Raises:
+        ValueError: ``z_mean`` and ``z_log_var`` of different shapes (from NumPy broadcasting or
+            :func:`aggregate_posterior_log_density`), or ``n_samples`` < 1.
     """
     from course_lib.losses import gaussian_kl
 
@@ -523,7 +535,12 @@ def monte_carlo_kl_errors(z_mean, z_log_var, sample_counts, seed: int = 0, kl_fn
         kl_fn: closed form ``f(z_mean, z_log_var) -> (N,)`` (default :func:`course_lib.losses.gaussian_kl`).
 
     Returns:
-        ``{n: relative error}`` in the order of ``sample_counts``.
+        ``{n: relative error}`` in the order of ``sample_counts`` (Python floats, >= 0).
+
+    Raises:
+        ValueError: a count that is not a positive integer, or ``z_mean`` and ``z_log_var`` that are not both
+            ``(N, latent_dim)`` of one shape (from :func:`kl_monte_carlo`; shapes that do not broadcast fail
+            earlier, in ``kl_fn``, with the backend's own error).
     """
     exact = np.asarray(ops.convert_to_numpy((kl_fn or gaussian_kl)(
         ops.convert_to_tensor(np.asarray(z_mean, np.float32)), ops.convert_to_tensor(np.asarray(z_log_var, np.float32)))),
