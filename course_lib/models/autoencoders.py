@@ -380,8 +380,9 @@ def fit_autoencoder(model, x, epochs: int, batch_size: int = 128, learning_rate:
     cross-entropy per pixel, averaged over pixels: for sigmoid outputs and targets in [0, 1] it is the negative
     log-likelihood of a Bernoulli (or, for grey levels, a continuous-Bernoulli-like) decoder and trains faster
     than the squared error; use ``loss="mse"`` for a model with unbounded (linear) outputs. The batches run 16
-    per call (``steps_per_execution``) without XLA compilation, which costs more than it saves for models this
-    small. No labels are involved: the targets are the inputs.
+    per call (``steps_per_execution``; 1 on PyTorch) and ``jit_compile`` keeps Keras's default ``"auto"``: compiled
+    on JAX, no XLA on a TensorFlow CPU, eager on PyTorch (``jit_compile=False`` would make JAX run every operation
+    on its own). No labels are involved: the targets are the inputs.
 
     Args:
         model: a ``keras.Model`` mapping images ``(n, ...)`` to images of the same shape (e.g. an
@@ -404,8 +405,7 @@ def fit_autoencoder(model, x, epochs: int, batch_size: int = 128, learning_rate:
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and data, got {epochs}, {batch_size}, {len(x)} images")
     steps = int(epochs) * int(math.ceil(len(x) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, steps_per_execution=steps_per_execution(16),
-                  jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, steps_per_execution=steps_per_execution(16))
     return model.fit(x, x, epochs=int(epochs), batch_size=int(batch_size), verbose=verbose)
 
 
