@@ -167,6 +167,24 @@ class CheckResult:
 RESULTS: dict[str, CheckResult] = {}
 
 
+def as_tensors(*arrays) -> tuple:
+    """The arrays as backend tensors (``keras.ops.convert_to_tensor``), as a training step passes them.
+
+    Checks call a student's loss with these rather than NumPy arrays: the loss runs inside ``train_step`` on
+    tensors, and some ``keras.ops`` functions accept no NumPy input on every backend (``stop_gradient`` on
+    PyTorch calls ``.detach()``).
+
+    Args:
+        *arrays: NumPy arrays or numbers (any shape and dtype; the dtype is kept).
+
+    Returns:
+        A tuple of backend tensors, one per argument, in order.
+    """
+    from keras import ops
+
+    return tuple(ops.convert_to_tensor(a) for a in arrays)
+
+
 def expect(condition, message: str) -> None:
     """Raise :class:`CheckFailed` with ``message`` unless ``condition`` is true.
 

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from course_lib.checks import (Hints, ReferenceSpy, assert_all_passed, expect, hint, register_hints,  # noqa: F401
-                               run_check, summary, use_or_reference)
+from course_lib.checks import (Hints, ReferenceSpy, as_tensors, assert_all_passed, expect, hint,  # noqa: F401
+                               register_hints, run_check, summary, use_or_reference)
 
 HINTS = register_hints({
     "day08.momentum_update": Hints(
@@ -140,14 +140,14 @@ def check_byol_loss(byol_loss):
         rng = np.random.default_rng(1)
         for n, d in [(5, 3), (16, 8)]:
             p1, p2, z1, z2 = (rng.normal(size=(n, d)).astype("float32") for _ in range(4))
-            got = _scalar(student(p1, p2, z1, z2))
+            got = _scalar(student(*as_tensors(p1, p2, z1, z2)))
             want = float(losses.byol_loss(p1, p2, z1, z2))
             expect(np.isclose(got, want, rtol=1e-4, atol=1e-5),
                    f"N={n}, d={d}: got {got:.4f}, expected {want:.4f} (squared distance of unit vectors, "
                    "prediction of each view against the target of the other, averaged)")
         z = rng.normal(size=(4, 3)).astype("float32")
         w = rng.normal(size=(4, 3)).astype("float32")
-        expect(np.isclose(_scalar(student(w, z, 2 * z, 3 * w)), 0.0, atol=1e-5),
+        expect(np.isclose(_scalar(student(*as_tensors(w, z, 2 * z, 3 * w))), 0.0, atol=1e-5),
                "predictions pointing exactly at the other view's targets must give 0 (pair p1 with z2, p2 with z1; "
                "normalise)")
         grads = gradients(lambda a, b, c, e: student(a, b, c, e), [rng.normal(size=(6, 4)) for _ in range(4)])

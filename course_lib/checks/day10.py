@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 from course_lib.backends import to_numpy
-from course_lib.checks import (Hints, ReferenceSpy, assert_all_passed, expect, hint,  # noqa: F401 (re-exported)
-                               register_hints, run_check, summary, use_or_reference)
+from course_lib.checks import (Hints, ReferenceSpy, as_tensors, assert_all_passed, expect,  # noqa: F401 (re-exported)
+                               hint, register_hints, run_check, summary, use_or_reference)
 
 
 HINTS = register_hints({
@@ -119,7 +119,7 @@ def check_fixmatch_loss(fixmatch_loss):
         p_l = np.array([[0.8, 0.2]], dtype="float32")
         p_w = np.array([[0.97, 0.03], [0.6, 0.4]], dtype="float32")
         p_s = np.array([[0.5, 0.5], [0.1, 0.9]], dtype="float32")
-        out = fixmatch_loss(y, p_l, p_w, p_s, 0.95, 1.0)
+        out = fixmatch_loss(*as_tensors(y, p_l, p_w, p_s), 0.95, 1.0)
         expect(isinstance(out, dict) and {"loss", "supervised_loss", "unlabeled_loss", "mask_rate"} <= set(out),
                "return a dict with keys 'loss', 'supervised_loss', 'unlabeled_loss', 'mask_rate'")
         sup, unsup, total, mask = (_numpy(out[k]) for k in ("supervised_loss", "unlabeled_loss", "loss", "mask_rate"))
@@ -135,7 +135,7 @@ def check_fixmatch_loss(fixmatch_loss):
                f"strong view, averaged over 2 images: ln(2)/2 = 0.3466 expected, got {unsup:.4f}")
         expect(math.isclose(total, sup + unsup, abs_tol=1e-4), f"total with lambda_u = 1 should be "
                                                                  f"{sup + unsup:.4f}, got {total:.4f}")
-        out2 = fixmatch_loss(y, p_l, p_w, p_s, 0.5, 2.0)
+        out2 = fixmatch_loss(*as_tensors(y, p_l, p_w, p_s), 0.5, 2.0)
         expected_unsup = (math.log(2.0) - math.log(0.1)) / 2
         expect(math.isclose(_numpy(out2["unlabeled_loss"]), expected_unsup, abs_tol=1e-4),
                f"threshold 0.5 keeps both images (pseudo-labels 0 and 0): ({-math.log(0.5):.4f} + {-math.log(0.1):.4f})"
@@ -148,7 +148,7 @@ def check_fixmatch_loss(fixmatch_loss):
                 logits = rng.normal(scale=3.0, size=(n, 10))
                 return (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype("float32")
             args = (rng.integers(0, 10, 8), probs(8), probs(56), probs(56))
-            got, want = fixmatch_loss(*args, 0.9, 1.5), reference(*args, 0.9, 1.5)
+            got, want = fixmatch_loss(*as_tensors(*args), 0.9, 1.5), reference(*args, 0.9, 1.5)
             for key in ("loss", "supervised_loss", "unlabeled_loss", "mask_rate"):
                 expect(math.isclose(_numpy(got[key]), _numpy(want[key]), rel_tol=1e-3, abs_tol=1e-4),
                        f"on random inputs {key} = {_numpy(got[key]):.4f}, the reference gives {_numpy(want[key]):.4f}")

@@ -20,7 +20,7 @@ def solution_select(probabilities, threshold):
 def solution_fixmatch_loss(y, p_l, p_w, p_s, threshold=0.95, lambda_u=1.0):
     """The notebook's answer to Exercise 10.2, written out."""
     supervised = ops.mean(ops.sparse_categorical_crossentropy(y, p_l))
-    q = ops.stop_gradient(ops.convert_to_tensor(p_w))
+    q = ops.stop_gradient(p_w)   # the check passes tensors, as training does (PyTorch cannot detach an ndarray)
     mask = ops.cast(ops.max(q, axis=-1) >= threshold, "float32")
     unlabeled = ops.mean(mask * ops.sparse_categorical_crossentropy(ops.argmax(q, axis=-1), p_s))
     return {"loss": supervised + lambda_u * unlabeled, "supervised_loss": supervised, "unlabeled_loss": unlabeled,
