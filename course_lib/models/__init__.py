@@ -10,6 +10,7 @@
 - :mod:`~course_lib.models.siamese`       -- SimSiam and BYOL (Day 08).
 - :mod:`~course_lib.models.pretext`       -- rotation prediction (Day 08).
 - :mod:`~course_lib.models.bert`          -- the mini-BERT for masked language modeling (Day 09).
+- :mod:`~course_lib.models.text_classifier` -- probe features, a text classifier and fine-tuning on it (Day 09).
 - :mod:`~course_lib.models.fixmatch`      -- FixMatch and its trainer (Day 10).
 - :mod:`~course_lib.models.self_training` -- self-training with pseudo-labels and label spreading (Day 10).
 
@@ -32,6 +33,7 @@ _EXPORTS = {
     "siamese": ("SimSiam", "BYOL"),
     "pretext": ("RotationPrediction",),
     "bert": ("MiniBert",),
+    "text_classifier": ("build_text_classifier", "FineTuneRuns"),
     "fixmatch": ("FixMatch", "FixMatchTrainer"),
     # not the function self_training: a package attribute of that name is the module (once it is imported)
     "self_training": ("select_pseudo_labels", "label_spreading_predict"),

@@ -8,7 +8,7 @@ import pytest
 from course_lib import losses
 from course_lib.data import masking, tokenization
 from course_lib.evaluation import language_model
-from course_lib.models import bert
+from course_lib.models import bert, text_classifier  # text_classifier's tests share this file's trained model
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -225,24 +225,24 @@ def test_encoder_pooled_features_and_classifier():
     encoder = model.encoder()
     np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(ids)), hidden, atol=1e-5)
     assert encoder.get_layer("embeddings") is model.get_layer("embeddings")  # shared weights
-    features = bert.pooled_features(model, ids, batch_size=4)
+    features = text_classifier.pooled_features(model, ids, batch_size=4)
     assert features.shape == (2, 32) and features.dtype == np.float32
     np.testing.assert_allclose(features[0], hidden[0, :5].mean(axis=0), atol=1e-5)  # [PAD] excluded
     np.testing.assert_allclose(features[1], hidden[1, :7].mean(axis=0), atol=1e-5)
     embedded = keras.ops.convert_to_numpy(
         keras.Model(model.get_layer("embeddings").input, model.get_layer("embeddings").output)(ids))
-    np.testing.assert_allclose(bert.pooled_features(model, ids, layer="embeddings")[0], embedded[0, :5].mean(axis=0),
+    np.testing.assert_allclose(text_classifier.pooled_features(model, ids, layer="embeddings")[0], embedded[0, :5].mean(axis=0),
                                atol=1e-5)
     with pytest.raises(ValueError, match="layer"):
-        bert.pooled_features(model, ids, layer="middle")
-    classifier = bert.build_text_classifier(model, 3)
+        text_classifier.pooled_features(model, ids, layer="middle")
+    classifier = text_classifier.build_text_classifier(model, 3)
     assert classifier(ids).shape == (2, 3)
     before = model.token_embedding_matrix().copy()
     classifier.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     classifier.fit(ids, np.array([0, 2]), epochs=2, verbose=0)
     np.testing.assert_array_equal(model.token_embedding_matrix(), before)  # the source model is untouched
     with pytest.raises(ValueError, match="num_classes"):
-        bert.build_text_classifier(model, 1)
+        text_classifier.build_text_classifier(model, 1)
 
 
 def test_fine_tune_runs_compare_encoders_on_identical_batches():
@@ -250,7 +250,7 @@ def test_fine_tune_runs_compare_encoders_on_identical_batches():
     labels = (ids[:, 1] - 5) % 2  # the parity of the first word: learnable from the tokens
     pretrained, untrained = small_model(25, 16, num_layers=1), small_model(25, 16, num_layers=1)
     pretrained.token_embedding.embeddings.assign(keras.ops.ones((25, 32)) * 0.1)
-    runs = bert.FineTuneRuns(pretrained, 2, steps=6, batch_size=16, seed=0)
+    runs = text_classifier.FineTuneRuns(pretrained, 2, steps=6, batch_size=16, seed=0)
     a = runs.fit_predict(pretrained, ids[:80], labels[:80], ids[80:], run_seed=0)
     b = runs.fit_predict(pretrained, ids[:80], labels[:80], ids[80:], run_seed=0)
     assert a.shape == (40,) and set(np.unique(a)) <= {0, 1}
