@@ -79,6 +79,24 @@ def reset_seed_generators(model, seed: int) -> int:
     return len(states)
 
 
+def build_compiled(model, x, y) -> None:
+    """Build a compiled model's loss and metrics on one batch now, outside ``fit``.
+
+    On JAX and PyTorch, Keras builds whatever is still unbuilt at the first ``fit`` by running the model on a
+    batch of the training data (``Trainer._symbolic_build``). That draws one more shuffle order (and, on PyTorch,
+    may draw dropout masks from torch's global generator), so the first fit after seeding differs from every
+    later fit seeded alike. Called once after ``compile``, it makes every fit start in the same state.
+
+    Args:
+        model: a compiled ``keras.Model``.
+        x: one batch of inputs, e.g. zeros ``(1, *input_shape)``; y: matching targets.
+    """
+    y_pred = model(x, training=False)
+    model.compute_loss(x, y, y_pred)
+    model.compute_metrics(x, y, y_pred, sample_weight=None)
+    model.reset_metrics()
+
+
 def snapshot_optimizer(optimizer, variables) -> list[np.ndarray]:
     """Build ``optimizer`` for ``variables`` if needed and return a copy of its state (its initial state).
 
@@ -154,6 +172,7 @@ class KerasFitPredict:
         self.model = build_model()
         self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                            steps_per_execution=backends.steps_per_execution(steps_per_execution))
+        build_compiled(self.model, np.zeros((1, *self.model.input_shape[1:]), np.float32), np.zeros((1,), np.int64))
         self._optimizer_state = snapshot_optimizer(self.model.optimizer, self.model.trainable_variables)
 
     def fit(self, x_labeled, y_labeled):

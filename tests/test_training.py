@@ -97,6 +97,20 @@ def test_keras_fit_predict_resets_and_learns(two_class_images, small_classifier)
     assert int(fit_predict.model.optimizer.iterations.numpy()) == 8 and fit_predict.draws == 2
 
 
+def test_keras_fit_predict_draw_depends_only_on_its_seed(two_class_images, small_classifier):
+    """Draw 1 of one instance is draw 0 of an instance seeded one higher: the first fit uses no extra randomness
+    (compiling the step on the first fit must not advance a shuffle or a seed generator)."""
+    x, y = two_class_images(80, seed=4)
+    labeled = np.concatenate([np.flatnonzero(y == c)[:3] for c in range(2)])
+    settings = dict(epochs=2, batch_size=16, rows_per_epoch=64, learning_rate=1e-2)
+    first = training.KerasFitPredict(small_classifier, seed=0, **settings)
+    first.fit(x[labeled], y[labeled])
+    second_draw = keras.ops.convert_to_numpy(first.fit(x[labeled], y[labeled]).predict(x, verbose=0))
+    fresh = training.KerasFitPredict(small_classifier, seed=1, **settings)
+    fresh_draw = keras.ops.convert_to_numpy(fresh.fit(x[labeled], y[labeled]).predict(x, verbose=0))
+    np.testing.assert_allclose(second_draw, fresh_draw, rtol=1e-5, atol=1e-6)
+
+
 # --- save_trained / load_trained ---------------------------------------------------------------
 
 def test_save_and_load_encoder_with_metadata(tmp_path, small_encoder):

@@ -125,7 +125,7 @@ class FineTuneRuns:
 
     def __init__(self, model: MiniBert, num_classes: int, steps: int = 100, batch_size: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, dropout: float = 0.1, weight_decay: float = 0.01):
-        from course_lib.training import snapshot_optimizer
+        from course_lib.training import build_compiled, snapshot_optimizer
 
         self.steps, self.batch_size, self.seed, self.runs = int(steps), int(batch_size), int(seed), 0
         keras.utils.set_random_seed(self.seed)
@@ -135,6 +135,7 @@ class FineTuneRuns:
                                              weight_decay=weight_decay, clipnorm=1.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         self._head = self.classifier.get_layer("classifier_logits").get_weights()
+        build_compiled(self.classifier, np.zeros((1, model.sequence_length), np.int32), np.zeros((1,), np.int64))
         self._optimizer_state = snapshot_optimizer(self.classifier.optimizer, self.classifier.trainable_variables)
 
     def fit_predict(self, encoder: MiniBert, x_labeled, y_labeled, x_test, run_seed: int | None = None) -> np.ndarray:
@@ -158,6 +159,9 @@ class FineTuneRuns:
         self.classifier.get_layer("classifier_logits").set_weights(self._head)
         restore_optimizer(self.classifier.optimizer, self._optimizer_state)
         reset_seed_generators(self.classifier, self.seed * 1000 + run_seed)
+        # On PyTorch, a Dropout layer created without a seed (keras_hub's encoder blocks) draws its masks from
+        # torch's global generator, not from its SeedGenerator: reseed the global generators too.
+        keras.utils.set_random_seed(self.seed * 1000 + run_seed)
         x_labeled, y_labeled = np.asarray(x_labeled, np.int32), np.asarray(y_labeled, np.int64)
         rng = np.random.default_rng([self.seed, run_seed])
         n_rows = self.steps * self.batch_size
