@@ -11,7 +11,7 @@ augmented view.
 - :func:`fixmatch_batches`: labeled + :math:`\\mu` times as many unlabeled images per batch.
 - :class:`FixMatchTrainer`: trains one compiled model on many label draws without re-tracing.
 - :class:`WarmupCosine`: linear warm-up then cosine decay, for short runs.
-- :func:`build_small_convnet`: a small convolutional encoder for 28x28 images (stride-2 first convolution).
+- :func:`softmax_head`: a pretrained encoder plus a new softmax layer (FixMatch's classifier on 28x28 images).
 
 Nothing here ever reads the labels of the unlabeled data.
 """
@@ -256,50 +256,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
                 "final_fraction": self.final_fraction}
-
-
-def build_small_convnet(input_shape=(28, 28, 1), width: int = 16, embedding_dim: int = 128,
-                        name: str = "small_convnet") -> keras.Model:
-    """A small convolutional encoder whose first convolution has stride 2, for 28x28 images on a CPU.
-
-    ``Conv3x3(width, stride 2) -> BN -> ReLU`` (28 -> 14) ``-> Conv3x3(2 width) -> BN -> ReLU -> MaxPool2``
-    (14 -> 7) ``-> Conv3x3(4 width) -> BN -> ReLU -> Flatten -> Dense(embedding_dim) -> BN -> ReLU``: about
-    2.2 million multiply-adds per 28x28 image at ``width=16``, a quarter of an encoder that runs two
-    convolutions at full resolution, so that FixMatch and SimCLR fit a CPU budget.
-
-    Args:
-        input_shape: ``(height, width, channels)``, height and width divisible by 4.
-        width: filters of the first convolution (then ``2 width`` and ``4 width``), >= 1.
-        embedding_dim: size of the representation, >= 1.
-        name: model name.
-
-    Returns:
-        A ``keras.Model`` mapping float32 ``(batch, *input_shape)`` to float32 ``(batch, embedding_dim)``
-        (non-negative: the last activation is a ReLU).
-
-    Raises:
-        ValueError: a size < 1 or a side not divisible by 4.
-    """
-    if width < 1 or embedding_dim < 1:
-        raise ValueError(f"width and embedding_dim must be >= 1, got {width}, {embedding_dim}")
-    if input_shape[0] % 4 or input_shape[1] % 4:
-        raise ValueError(f"height and width must be divisible by 4, got {input_shape}")
-
-    def block(x, filters, label, strides=1):
-        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=label)(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")(x)
-        return layers.Activation("relu", name=f"{label}_relu")(x)
-
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = block(inputs, width, "conv1", strides=2)
-    x = block(x, 2 * width, "conv2")
-    x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = block(x, 4 * width, "conv3")
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
-    x = layers.BatchNormalization(momentum=0.9, name="embedding_bn")(x)
-    outputs = layers.Activation("relu", name="embedding_relu")(x)
-    return keras.Model(inputs, outputs, name=name)
 
 
 def softmax_head(encoder: keras.Model, n_classes: int, name: str = "classifier") -> keras.Model:

@@ -92,17 +92,16 @@ def test_warmup_cosine_schedule_shape():
         WarmupCosine(1.0, total_steps=10, warmup_steps=10)
 
 
-def test_small_convnet_and_softmax_head_shapes():
-    from course_lib.models.fixmatch import build_small_convnet, softmax_head
+def test_softmax_head_shapes_and_shared_encoder():
+    from course_lib.models.encoders import build_encoder28
+    from course_lib.models.fixmatch import softmax_head
 
-    encoder = build_small_convnet((28, 28, 1), width=4, embedding_dim=8)
+    encoder = build_encoder28((28, 28, 1), width=4, embedding_dim=8)
     classifier = softmax_head(encoder, 3)
     probs = ops.convert_to_numpy(classifier(np.zeros((2, 28, 28, 1), np.float32)))
-    assert ops.convert_to_numpy(encoder(np.zeros((2, 28, 28, 1), np.float32))).shape == (2, 8)
     assert probs.shape == (2, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    with pytest.raises(ValueError):
-        build_small_convnet((30, 30, 1))
+    assert all(any(w is v for v in classifier.weights) for w in encoder.weights)   # shared, not copied
 
 
 def test_fixmatch_trainer_rebuild_fresh_batches_and_custom_loss(two_class_images, small_classifier):
