@@ -69,3 +69,14 @@ def test_backend_packages_are_the_backend_and_what_only_it_needs(bench):
         assert shared not in packages  # the course installs these whatever the backend
     assert all(bench.distribution_size(name) >= 0 for name in packages)
     assert bench.distribution_size(bench.BACKEND_DISTRIBUTIONS[BACKEND][0]) > 10_000_000  # a backend is big
+
+
+def test_train_step_benchmark_prints_the_three_timings(capsys):
+    spec = importlib.util.spec_from_file_location("train_step_benchmark", ROOT / "benchmarks" / "train_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--images", "256", "--epochs", "1"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(BACKEND)
+    timings = [float(part.split()[-2]) for part in line.split("|")]   # "... 12.3 ms" -> 12.3
+    assert len(timings) == 3 and all(t > 0 for t in timings), line
