@@ -12,6 +12,7 @@ notebook kernels). This module holds what the course needs around that choice:
   ``keras.distribution.DataParallel``.
 - :func:`to_numpy`: NumPy arrays from backend tensors, the portable way (``keras.ops.convert_to_numpy``).
 - :func:`steps_per_execution`: the ``compile(steps_per_execution=...)`` value the backend accepts.
+- :func:`seed_unseeded_dropout`: seeds what a ``Dropout`` layer created without a seed draws from on PyTorch.
 """
 
 from __future__ import annotations
@@ -186,3 +187,25 @@ def steps_per_execution(requested: int) -> int:
     import keras
 
     return 1 if keras.backend.backend() == "torch" else int(requested)
+
+
+def seed_unseeded_dropout(seed: int) -> None:
+    """Seed the generator that unseeded ``Dropout`` layers draw their masks from, where that is a global one.
+
+    A ``keras.layers.Dropout`` created without ``seed`` (keras_hub's transformer blocks create theirs so) draws
+    from its own ``SeedGenerator`` on TensorFlow and JAX, which :func:`course_lib.training.reset_seed_generators`
+    restarts; on PyTorch, Keras takes a fast path that draws from torch's global generator instead
+    (``torch.nn.functional.dropout``), so a training run repeats only if that generator is seeded too. This seeds
+    it on PyTorch and does nothing on the other backends (``keras.utils.set_random_seed`` would also reseed
+    TensorFlow's global generator, which makes TensorFlow rebuild its compiled training function: about a second
+    per call).
+
+    Args:
+        seed: non-negative integer.
+    """
+    import keras
+
+    if keras.backend.backend() == "torch":   # the only backend whose unseeded dropout uses a global generator
+        import torch
+
+        torch.manual_seed(int(seed))

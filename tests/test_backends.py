@@ -131,6 +131,20 @@ def test_to_numpy_converts_model_outputs_and_variables():
 
 # --- setup prints the backend and the devices ----------------------------------------------------------
 
+def test_seed_unseeded_dropout_makes_dropout_masks_repeat():
+    layer = keras.layers.Dropout(0.5)   # no seed, as keras_hub creates its dropout layers
+    x = np.ones((4, 64), np.float32)
+    masks = []
+    for _ in range(2):
+        backends.seed_unseeded_dropout(7)
+        from course_lib.training import reset_seed_generators
+
+        reset_seed_generators(layer, 7)   # TensorFlow and JAX: the layer's own generator
+        masks.append(to_numpy(layer(x, training=True)))
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert 0 < (masks[0] == 0).mean() < 1   # it did drop
+
+
 def test_setup_reports_backend_and_devices(capsys, monkeypatch):
     from course_lib.config import setup
 

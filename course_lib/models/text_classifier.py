@@ -151,6 +151,7 @@ class FineTuneRuns:
         Returns:
             int64 ``(m,)`` predicted classes.
         """
+        from course_lib.backends import seed_unseeded_dropout
         from course_lib.training import reset_seed_generators, restore_optimizer
 
         run_seed = self.runs if run_seed is None else int(run_seed)
@@ -159,9 +160,7 @@ class FineTuneRuns:
         self.classifier.get_layer("classifier_logits").set_weights(self._head)
         restore_optimizer(self.classifier.optimizer, self._optimizer_state)
         reset_seed_generators(self.classifier, self.seed * 1000 + run_seed)
-        # On PyTorch, a Dropout layer created without a seed (keras_hub's encoder blocks) draws its masks from
-        # torch's global generator, not from its SeedGenerator: reseed the global generators too.
-        keras.utils.set_random_seed(self.seed * 1000 + run_seed)
+        seed_unseeded_dropout(self.seed * 1000 + run_seed)   # keras_hub's dropout layers, on PyTorch
         x_labeled, y_labeled = np.asarray(x_labeled, np.int32), np.asarray(y_labeled, np.int64)
         rng = np.random.default_rng([self.seed, run_seed])
         n_rows = self.steps * self.batch_size
