@@ -18,6 +18,7 @@ import pytest
 from course_lib import backends
 from course_lib.backends import configure_devices, resolve_backend, resolve_devices, to_numpy
 from course_lib.config import ConfigError
+from course_lib.training import reset_seed_generators
 
 BACKEND = keras.backend.backend()
 PACKAGE_PARENT = Path(backends.__file__).resolve().parents[1]  # the course_lib under test, for child processes
@@ -129,21 +130,19 @@ def test_to_numpy_converts_model_outputs_and_variables():
     np.testing.assert_array_equal(to_numpy(keras.ops.arange(3)), [0, 1, 2])
 
 
-# --- setup prints the backend and the devices ----------------------------------------------------------
-
 def test_seed_unseeded_dropout_makes_dropout_masks_repeat():
     layer = keras.layers.Dropout(0.5)   # no seed, as keras_hub creates its dropout layers
     x = np.ones((4, 64), np.float32)
     masks = []
     for _ in range(2):
         backends.seed_unseeded_dropout(7)
-        from course_lib.training import reset_seed_generators
-
         reset_seed_generators(layer, 7)   # TensorFlow and JAX: the layer's own generator
         masks.append(to_numpy(layer(x, training=True)))
     np.testing.assert_array_equal(masks[0], masks[1])
     assert 0 < (masks[0] == 0).mean() < 1   # it did drop
 
+
+# --- setup prints the backend and the devices ----------------------------------------------------------
 
 def test_setup_reports_backend_and_devices(capsys, monkeypatch):
     from course_lib.config import setup
