@@ -72,7 +72,7 @@ def clustering_scores(y_true, y_pred) -> dict[str, float]:
 
 def embed_and_cluster(features, n_clusters: int, method: str = "kmeans", pca_components: int | None = 50,
                       n_components: int = 2, perplexity: float = 30.0, seed: int = 0,
-                      n_init: int = 10) -> tuple[np.ndarray, np.ndarray]:
+                      n_init: int = 10, max_iter: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Cluster ``features`` in a t-SNE map of them: features -> PCA -> t-SNE -> k-means or a Gaussian mixture.
 
     N2D (McConville, Santos-Rodriguez, Piechocki & Craddock, "N2D: (Not Too) Deep Clustering via Clustering
@@ -94,6 +94,7 @@ def embed_and_cluster(features, n_clusters: int, method: str = "kmeans", pca_com
         perplexity: t-SNE perplexity (must be < ``n_samples``).
         seed: ``random_state`` of PCA, t-SNE and the clustering.
         n_init: restarts of the clustering.
+        max_iter: t-SNE optimisation steps (scikit-learn's default, 1000); the time grows with them.
 
     Returns:
         ``(labels, embedding)``: int64 ``(n_samples,)`` cluster ids and float32 ``(n_samples, n_components)``.
@@ -113,7 +114,7 @@ def embed_and_cluster(features, n_clusters: int, method: str = "kmeans", pca_com
         raise ValueError(f"need n_clusters >= 2 and at least 2 * n_clusters samples, got {n_clusters} and {len(x)}")
     if pca_components is not None and pca_components < min(x.shape):
         x = PCA(pca_components, random_state=seed).fit_transform(x)
-    embedding = TSNE(n_components=n_components, perplexity=perplexity, init="pca",
+    embedding = TSNE(n_components=n_components, perplexity=perplexity, init="pca", max_iter=max_iter,
                      random_state=seed).fit_transform(x).astype(np.float32)
     if method == "kmeans":
         from sklearn.cluster import KMeans

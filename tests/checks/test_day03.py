@@ -140,5 +140,7 @@ def test_embed_and_cluster_separates_blobs():
     labels, embedding = clustering.embed_and_cluster(x, 3, pca_components=None, perplexity=10, seed=0)
     assert labels.shape == (120,) and embedding.shape == (120, 2)
     assert clustering.cluster_accuracy(y, labels) == 1.0
+    _, short_map = clustering.embed_and_cluster(x, 3, pca_components=None, perplexity=10, seed=0, max_iter=250)
+    assert short_map.shape == (120, 2) and not np.allclose(short_map, embedding)   # max_iter reaches t-SNE
     with pytest.raises(ValueError):
         clustering.embed_and_cluster(x, 3, method="dbscan")
